@@ -1,0 +1,24 @@
+"""Packaging for fewshot (learners, harness) and tasks (task families)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="fewshot",
+    version="0.1.0",
+    description="Meta-reinforcement learning and few-shot adaptation, measured honestly.",
+    python_requires=">=3.11",
+    packages=find_packages(include=["fewshot", "fewshot.*", "tasks", "tasks.*"]),
+    install_requires=[
+        "torch==2.13.0",
+        "numpy==2.4.6",
+        "gymnasium[mujoco]==1.4.0",
+        "mujoco==4.0.0",
+    ],
+    extras_require={
+        "test": [
+            "pytest==9.2.0",
+            "ruff==0.17.5",
+        ],
+    },
+    entry_points={"console_scripts": ["fewshot=fewshot.cli:main"]},
+)

@@ -1,0 +1,76 @@
+"""The built-in task families, by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tasks.family import TaskFamily
+from tasks.locomotion import ANT, CHEETAH, locomotion_family
+from tasks.locomotion.dynamics import CrippledLeg, Scaling
+from tasks.locomotion.rewards import Direction, Forward, Gait, PlanarDirection, TargetVelocity
+from tasks.point_nav import point_nav
+
+
+def cheetah_vel() -> TaskFamily:
+    return locomotion_family(
+        name="cheetah-vel", robot=CHEETAH, reward=TargetVelocity(), horizon=200,
+        doc="HalfCheetah at a target speed; ID v in [0, 2), OOD [2, 3) m/s")
+
+
+def cheetah_dir() -> TaskFamily:
+    return locomotion_family(
+        name="cheetah-dir", robot=CHEETAH, reward=Direction(), horizon=100,
+        doc="HalfCheetah forward or backward; no OOD split")
+
+
+def cheetah_gait() -> TaskFamily:
+    return locomotion_family(
+        name="cheetah-gait", robot=CHEETAH, reward=Gait(), horizon=200,
+        doc="HalfCheetah runs forward with a given gait; OOD gait: hop")
+
+
+def cheetah_dyn() -> TaskFamily:
+    return locomotion_family(
+        name="cheetah-dyn", robot=CHEETAH, reward=Forward(), dynamics=[Scaling()],
+        horizon=200, doc="HalfCheetah, scaled mass/friction/damping/gravity/gear; "
+                         "ID [0.5, 2), OOD to [0.25, 4)")
+
+
+def cheetah_vel_dyn() -> TaskFamily:
+    return locomotion_family(
+        name="cheetah-vel+dyn", robot=CHEETAH, reward=TargetVelocity(),
+        dynamics=[Scaling()], horizon=200,
+        doc="cheetah-vel x cheetah-dyn; OOD when either part is")
+
+
+def ant_dir() -> TaskFamily:
+    return locomotion_family(
+        name="ant-dir", robot=ANT, reward=PlanarDirection(), horizon=200,
+        doc="Ant runs along theta; ID [0, 3pi/2), OOD [3pi/2, 2pi)")
+
+
+def ant_dyn() -> TaskFamily:
+    return locomotion_family(
+        name="ant-dyn", robot=ANT, reward=Forward(),
+        dynamics=[Scaling()], horizon=200,
+        doc="Ant runs along +x with scaled dynamics; ID [0.5, 2), OOD to [0.25, 4)")
+
+
+def ant_crippled() -> TaskFamily:
+    return locomotion_family(
+        name="ant-crippled", robot=ANT, reward=Forward(),
+        dynamics=[CrippledLeg()], horizon=200,
+        doc="Ant runs along +x with one leg disabled; ID legs 0-2, OOD leg 3")
+
+
+BUILTIN: dict[str, Callable[[], TaskFamily]] = {
+    "point-nav": point_nav,
+    "cheetah-vel": cheetah_vel,
+    "cheetah-dir": cheetah_dir,
+    "cheetah-gait": cheetah_gait,
+    "cheetah-dyn": cheetah_dyn,
+    "cheetah-vel+dyn": cheetah_vel_dyn,
+    "ant-dir": ant_dir,
+    "ant-dyn": ant_dyn,
+    "ant-crippled": ant_crippled,
+}

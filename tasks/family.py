@@ -1,0 +1,255 @@
+"""TaskFamily: parameters, splits and task sampling; it builds the envs that simulate tasks.
+
+A task is a frozen dataclass of numbers, made per family by `task_type`. A family checks
+its declared splits when it is built (every split inside the declared space, test-ood
+disjoint from train), samples tasks with an explicit generator, and hands tasks to the
+batched env as arrays (one array [N] per parameter).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+from tasks.regions import Param, Region, product, union
+
+SPLITS = ("train", "test-id", "test-ood")
+
+Task = Any  # an instance of some family's task_type: a frozen dataclass of numbers
+VecFactory = Callable[..., gymnasium.vector.VectorEnv]
+EnvFactory = Callable[..., gymnasium.Env]
+
+
+def env_id(name: str) -> str:
+    """The gymnasium id of a family: fewshot/<name>-v0, with "+" (not allowed in gymnasium
+    ids) written as "_": cheetah-vel+dyn is fewshot/cheetah-vel_dyn-v0."""
+    return f"fewshot/{name.replace('+', '_')}-v0"
+
+
+def make_task_type(class_name: str, params: Sequence[Param]) -> type:
+    """A frozen dataclass with one number field per parameter, in declaration order."""
+    fields = [(p.name, int if p.is_discrete else float) for p in params]
+    return dataclasses.make_dataclass(class_name, fields, frozen=True,
+                                      namespace={"__module__": __name__})
+
+
+class TaskFamily:
+    """A distribution of tasks with declared splits, and the envs that simulate them.
+
+    Args:
+        name: registry name, e.g. "cheetah-vel"; the gymnasium id is `env_id(name)`.
+        params: the task parameters and their declared spaces.
+        splits: a Region per split; "train" is required, "test-id" defaults to the
+            training region (fresh tasks from the training distribution), "test-ood" is
+            optional and must not intersect "train".
+        horizon: env-steps per episode before truncation.
+        make_vec: builds the batched env, `make_vec(family, tasks, seed=..., **options)`.
+        make_env: builds the single reference env, `make_env(family, task, **options)`.
+        doc: one line for `fewshot families`.
+        default_task: the task an env starts with; the centre of the training region if
+            not given.
+    """
+
+    def __init__(self, *, name: str, params: Sequence[Param], splits: Mapping[str, Region],
+                 horizon: int, make_vec: VecFactory, make_env: EnvFactory, doc: str = "",
+                 default_task: Mapping[str, float] | None = None) -> None:
+        self.name = name
+        self.params = tuple(params)
+        self.horizon = int(horizon)
+        self.doc = doc
+        self._param = {p.name: p for p in self.params}
+        if len(self._param) != len(self.params):
+            raise ValueError(f"family {name!r}: parameter names repeat")
+        if self.horizon < 1:
+            raise ValueError(f"family {name!r}: horizon must be >= 1, got {horizon}")
+        splits = dict(splits)
+        splits.setdefault("test-id", splits.get("train"))
+        self._check_splits(splits)
+        self.splits: Mapping[str, Region] = MappingProxyType(
+            {s: splits[s] for s in SPLITS if s in splits})
+        class_name = "".join(w.capitalize() for w in _words(name)) + "Task"
+        self.task_type = make_task_type(class_name, self.params)
+        self.default_task = self.task_from_dict(
+            default_task if default_task is not None else self._centre(splits["train"]))
+        self._make_vec = make_vec
+        self._make_env = make_env
+
+    def __repr__(self) -> str:
+        return f"TaskFamily({self.name!r}, splits={list(self.splits)})"
+
+    @property
+    def env_id(self) -> str:
+        return env_id(self.name)
+
+    # Tasks --------------------------------------------------------------------------
+
+    def sample(self, n: int, split: str, rng: np.random.Generator) -> list[Task]:
+        """Draw n tasks uniformly from a split's region."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+        region = self.region(split)
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        values = region.sample(int(n), self._param, rng)
+        return [self.task_from_dict({k: v[i] for k, v in values.items()}) for i in range(n)]
+
+    def region(self, split: str) -> Region:
+        if split not in self.splits:
+            raise ValueError(f"family {self.name!r} has no split {split!r}; its splits are "
+                             f"{list(self.splits)}")
+        return self.splits[split]
+
+    def split_of(self, task: Task) -> list[str]:
+        """The splits whose region contains the task (test-id and train coincide)."""
+        values = self.task_to_dict(task)
+        return [s for s, region in self.splits.items() if region.contains(values)]
+
+    def check_task(self, task: Task) -> Task:
+        """Return the task if it belongs to this family's declared space, else raise."""
+        if not isinstance(task, self.task_type):
+            raise ValueError(f"family {self.name!r} takes {self.task_type.__name__} tasks "
+                             f"({', '.join(self._param)}), got {task!r}")
+        for p in self.params:
+            p.check(getattr(task, p.name))
+        return task
+
+    def task_to_dict(self, task: Task) -> dict[str, int | float]:
+        self.check_task(task)
+        return {p.name: getattr(task, p.name) for p in self.params}
+
+    def task_from_dict(self, values: Mapping[str, object]) -> Task:
+        """Build a task from a mapping of parameter values (e.g. parsed JSON)."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"a {self.name!r} task is a mapping of {list(self._param)}, "
+                             f"got {values!r}")
+        unknown = set(values) - set(self._param)
+        missing = set(self._param) - set(values)
+        if unknown or missing:
+            raise ValueError(f"a {self.name!r} task has parameters {list(self._param)}; "
+                             f"unknown {sorted(unknown)}, missing {sorted(missing)}")
+        return self.task_type(**{p.name: p.check(_plain(values[p.name]))
+                                 for p in self.params})
+
+    def task_arrays(self, tasks: Sequence[Task]) -> dict[str, np.ndarray]:
+        """Tasks as data: one float64 array [N] per parameter."""
+        tasks = list(tasks)
+        if not tasks:
+            raise ValueError("need at least one task")
+        for task in tasks:
+            self.check_task(task)
+        return {p.name: np.array([getattr(t, p.name) for t in tasks], dtype=np.float64)
+                for p in self.params}
+
+    def describe(self, task: Task) -> str:
+        """A short label, e.g. "goal_velocity=1.3" or "gait=hop"."""
+        values = self.task_to_dict(task)
+        return ", ".join(f"{k}={self._param[k].label(v)}" for k, v in values.items())
+
+    # Envs ---------------------------------------------------------------------------
+
+    def make_vec(self, tasks: Sequence[Task], *, seed: int | None = None,
+                 **options: Any) -> gymnasium.vector.VectorEnv:
+        """A batched env with one simulation per task (repeat a task for several)."""
+        tasks = list(tasks)
+        if not tasks:
+            raise ValueError("make_vec needs at least one task")
+        for task in tasks:
+            self.check_task(task)
+        return self._make_vec(self, tasks, seed=seed, **options)
+
+    def make_env(self, task: Task | None = None, **options: Any) -> gymnasium.Env:
+        """The single reference env, with a TimeLimit at the family's horizon."""
+        return gymnasium.make(self.env_id, task=task, **options)
+
+    def _build_env(self, task: Task | None = None, **options: Any) -> gymnasium.Env:
+        """Registry entry point: the unwrapped reference env."""
+        task = self.default_task if task is None else self.check_task(task)
+        return self._make_env(self, task, **options)
+
+    def _build_vec(self, num_envs: int = 1, tasks: Sequence[Task] | None = None,
+                   max_episode_steps: int | None = None, seed: int | None = None,
+                   **options: Any) -> gymnasium.vector.VectorEnv:
+        """Registry vector entry point: `gymnasium.make_vec(id, num_envs=...)`."""
+        if tasks is None:
+            tasks = [self.default_task] * num_envs
+        elif len(tasks) != num_envs:
+            raise ValueError(f"num_envs={num_envs} but {len(tasks)} tasks were given")
+        if max_episode_steps is not None:
+            options["horizon"] = max_episode_steps
+        return self.make_vec(tasks, seed=seed, **options)
+
+    # Construction checks ------------------------------------------------------------
+
+    def _check_splits(self, splits: Mapping[str, Region | None]) -> None:
+        where = f"family {self.name!r}"
+        unknown = set(splits) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"{where}: unknown splits {sorted(unknown)}; allowed {SPLITS}")
+        if splits.get("train") is None:
+            raise ValueError(f"{where}: a 'train' split is required")
+        for split, region in splits.items():
+            if region is None:
+                raise ValueError(f"{where}: split {split!r} has no region")
+            if set(region.names) != set(self._param):
+                raise ValueError(f"{where}: split {split!r} names {sorted(region.names)}, "
+                                 f"the family's parameters are {sorted(self._param)}")
+            for box in region.boxes:
+                for name, interval in box.items():
+                    p = self._param[name]
+                    if p.is_discrete:
+                        inside = interval.is_point and interval.lo in p.values
+                    else:
+                        inside = p.low <= interval.lo and interval.hi <= p.high
+                    if not inside:
+                        raise ValueError(f"{where}: split {split!r} reaches {name} in "
+                                         f"[{interval.lo}, {interval.hi}), outside the "
+                                         f"declared space {p.describe()}")
+        if "test-ood" in splits and splits["test-ood"].intersects(splits["train"]):
+            raise ValueError(f"{where}: the test-ood region intersects the train region; "
+                             "an OOD split must lie outside the training distribution")
+
+    def _centre(self, region: Region) -> dict[str, float]:
+        first = region.boxes[0]
+        centre = {}
+        for name, interval in first.items():
+            p = self._param[name]
+            mid = (p.to_sampling(interval.lo) + p.to_sampling(interval.hi)) / 2
+            centre[name] = interval.lo if interval.is_point else float(
+                p.from_sampling(np.float64(mid)))
+        return centre
+
+
+def combine_splits(parts: Sequence[Mapping[str, Region]]) -> dict[str, Region]:
+    """Splits of a family made of independent parts (reward x dynamics x ...).
+
+    train is the product of the parts' train regions. test-ood holds the tasks where at
+    least one part is out of distribution and the others are anywhere declared:
+    the union over parts i with an OOD split of
+    (parts before i: train) x (part i: test-ood) x (parts after i: train or test-ood),
+    whose pieces are disjoint, so the union is sampled uniformly by volume. Parts
+    without parameters (a fixed reward) take no part in the splits.
+    """
+    parts = [p for p in parts if p]
+    train = product([p["train"] for p in parts])
+    anywhere = [union([p["train"], p["test-ood"]]) if "test-ood" in p else p["train"]
+                for p in parts]
+    pieces = [product([q["train"] for q in parts[:i]] + [p["test-ood"]] + anywhere[i + 1:])
+              for i, p in enumerate(parts) if "test-ood" in p]
+    splits = {"train": train}
+    if pieces:
+        splits["test-ood"] = union(pieces)
+    return splits
+
+
+def _words(name: str) -> list[str]:
+    return [w for w in name.replace("+", "-").split("-") if w]
+
+
+def _plain(value: object) -> object:
+    """numpy scalars to Python numbers, so tasks print and serialise cleanly."""
+    return value.item() if isinstance(value, np.generic) else value

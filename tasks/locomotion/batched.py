@@ -1,0 +1,82 @@
+"""LocomotionSim: N MuJoCo simulations stepped together by mujoco.batch, each with its
+own task parameters; the Simulator behind a locomotion family's BatchedEnv."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import mujoco
+import mujoco.batch
+import numpy as np
+from gymnasium import spaces
+
+from tasks.locomotion.dynamics import combined_factors, model_field
+from tasks.locomotion.robots import PhysicsState, Robot, quiet_mujoco
+from tasks.locomotion.transition import instability_counts, outcome
+from tasks.vector import SimStep
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+
+
+class LocomotionSim:
+    """A robot, a reward part and dynamics parts, simulated N at a time.
+
+    Args:
+        robot, reward, dynamics: the family's parts.
+        num_envs: N, the number of simulations.
+        nthread: native threads stepping them (default: the cores available).
+    """
+
+    def __init__(self, *, robot: Robot, reward, dynamics: Sequence, num_envs: int,
+                 nthread: int | None = None) -> None:
+        if nthread is not None and (not isinstance(nthread, int) or nthread < 1):
+            raise ValueError(f"nthread must be an integer >= 1, got {nthread!r}")
+        self.robot = robot
+        self.reward = reward
+        self.dynamics = tuple(dynamics)
+        self.batch = mujoco.batch.Batch(robot.model, nsim=num_envs,
+                                        nthread=nthread or available_cores())
+        b = self.batch
+        self._state = PhysicsState(qpos=b.bind("qpos"), qvel=b.bind("qvel"),
+                                   cfrc_ext=b.bind("cfrc_ext"))
+        self._ctrl = b.bind("ctrl")
+        self._task: dict[str, np.ndarray] = {}
+        obs_size = robot.observe(self._state).shape[1]
+        self.single_observation_space = spaces.Box(-np.inf, np.inf, (obs_size,), np.float64)
+        low, high = robot.model.actuator_ctrlrange.astype(np.float32).T
+        self.single_action_space = spaces.Box(low, high, dtype=np.float32)
+
+    def set_tasks(self, task: dict[str, np.ndarray]) -> None:
+        self._task = task
+        if not self.dynamics:
+            return
+        for name, factor in combined_factors(self.dynamics, self.robot, task).items():
+            self.batch.expand(name)[:] = model_field(self.robot.model, name) * factor
+        self.batch.set_const()
+
+    def reset(self, ids: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int32)
+        self.batch.reset(ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
+        for i, rng in zip(ids, rngs, strict=True):
+            self._state.qpos[i], self._state.qvel[i] = self.robot.reset_state(rng)
+        with quiet_mujoco():
+            self.batch.forward(ids)
+        return self.robot.observe(self._state)[ids]
+
+    def step(self, action_NA: np.ndarray, active_N: np.ndarray) -> SimStep:
+        xy_before = self.robot.xy_position(self._state).copy()
+        counts_before = instability_counts(self.batch.warning)
+        self._ctrl[:] = action_NA
+        ids = None if active_N.all() else np.flatnonzero(active_N).astype(np.int32)
+        with quiet_mujoco():
+            self.batch.step(ids, nstep=self.robot.frame_skip)
+        unstable = (instability_counts(self.batch.warning) > counts_before).any(axis=1)
+        out = outcome(robot=self.robot, reward_part=self.reward, task=self._task,
+                      state=self._state, xy_before=xy_before, action=action_NA,
+                      unstable=unstable)
+        return SimStep(obs_NO=out.obs, reward_N=out.reward, terms=out.terms,
+                       terminated_N=out.terminated, diverged_N=out.diverged)

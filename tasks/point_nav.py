@@ -1,0 +1,117 @@
+"""point-nav: a 2D point walks to a goal. The MAML paper's navigation benchmark, in numpy.
+
+Observation: the point's position (2). Action: a displacement, clipped to [-0.1, 0.1]^2.
+Reward: minus the distance to the goal after the move. The point starts at the origin;
+an episode ends when it is within 0.01 of the goal (as in the MAML code), or after
+100 steps. Train and test-id goals are uniform in [-0.5, 0.5)^2; test-ood goals are
+uniform in [-1, 1)^2 outside the training square.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+from tasks.family import TaskFamily
+from tasks.regions import Param, box, shell
+from tasks.vector import BatchedEnv, SimStep
+
+MAX_STEP = 0.1
+GOAL_RADIUS = 0.01
+
+OBSERVATION_SPACE = spaces.Box(-np.inf, np.inf, (2,), np.float64)
+ACTION_SPACE = spaces.Box(-MAX_STEP, MAX_STEP, (2,), np.float32)
+
+
+class PointNavSim:
+    """N points stepped with array operations."""
+
+    single_observation_space = OBSERVATION_SPACE
+    single_action_space = ACTION_SPACE
+
+    def __init__(self, num_envs: int) -> None:
+        self.pos_N2 = np.zeros((num_envs, 2))
+        self.goal_N2 = np.zeros((num_envs, 2))
+
+    def set_tasks(self, task: dict[str, np.ndarray]) -> None:
+        self.goal_N2 = np.stack([task["goal_x"], task["goal_y"]], axis=1)
+
+    def reset(self, ids: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        self.pos_N2[ids] = 0.0
+        return self.pos_N2[ids].copy()
+
+    def step(self, action_NA: np.ndarray, active_N: np.ndarray) -> SimStep:
+        move = np.clip(action_NA, -MAX_STEP, MAX_STEP)
+        self.pos_N2 = np.where(active_N[:, None], self.pos_N2 + move, self.pos_N2)
+        distance_N = np.linalg.norm(self.pos_N2 - self.goal_N2, axis=1)
+        return SimStep(obs_NO=self.pos_N2.copy(), reward_N=-distance_N,
+                       terms={"distance": -distance_N},
+                       terminated_N=distance_N < GOAL_RADIUS,
+                       diverged_N=np.zeros(len(distance_N), dtype=bool))
+
+
+class PointNavEnv(gymnasium.Env):
+    """The single reference env, written with scalars, independently of PointNavSim."""
+
+    metadata = {"render_modes": []}
+    observation_space = OBSERVATION_SPACE
+    action_space = ACTION_SPACE
+
+    def __init__(self, *, family: TaskFamily, task: Any) -> None:
+        self.family = family
+        self.set_task(task)
+        self._x = self._y = 0.0
+
+    def set_task(self, task: Any) -> None:
+        """Use `task` from the next reset on."""
+        self.task = self.family.check_task(task)
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        if "task" in options:
+            self.set_task(options.pop("task"))
+        if options:
+            raise ValueError(f"unknown reset options {sorted(options)}; allowed: 'task'")
+        self._x = self._y = 0.0
+        return np.array([self._x, self._y]), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        action = np.asarray(action)
+        if action.dtype.kind != "f" or action.shape != (2,) or not np.isfinite(action).all():
+            raise ValueError(f"action must be 2 finite floats, got {action!r}")
+        dx, dy = (min(max(float(a), -MAX_STEP), MAX_STEP) for a in action)
+        self._x += dx
+        self._y += dy
+        distance = ((self._x - self.task.goal_x) ** 2 + (self._y - self.task.goal_y) ** 2) ** 0.5
+        obs = np.array([self._x, self._y])
+        info = {"diverged": False, "reward_distance": -distance}
+        return obs, -distance, distance < GOAL_RADIUS, False, info
+
+
+def _make_vec(family: TaskFamily, tasks: Sequence[Any], *, seed: int | None = None,
+              horizon: int | None = None, autoreset_mode: str = "next-step") -> BatchedEnv:
+    return BatchedEnv(family=family, simulator=PointNavSim(len(tasks)), tasks=tasks,
+                      horizon=family.horizon if horizon is None else horizon,
+                      autoreset_mode=autoreset_mode, seed=seed)
+
+
+def _make_env(family: TaskFamily, task: Any) -> PointNavEnv:
+    return PointNavEnv(family=family, task=task)
+
+
+def point_nav() -> TaskFamily:
+    train = {"goal_x": (-0.5, 0.5), "goal_y": (-0.5, 0.5)}
+    return TaskFamily(
+        name="point-nav",
+        params=[Param("goal_x", -1.0, 1.0, doc="goal x"),
+                Param("goal_y", -1.0, 1.0, doc="goal y")],
+        splits={"train": box(**train),
+                "test-ood": shell({"goal_x": (-1.0, 1.0), "goal_y": (-1.0, 1.0)}, train)},
+        horizon=100, make_vec=_make_vec, make_env=_make_env,
+        doc="2D point to a goal; OOD goals outside the training square")
