@@ -69,12 +69,12 @@ class LocomotionSim:
 
     def step(self, action_NA: np.ndarray, active_N: np.ndarray) -> SimStep:
         xy_before = self.robot.xy_position(self._state).copy()
-        counts_before = instability_counts(self.batch.warning)
+        counts_before = instability_counts(self.batch.warning[..., 1])
         self._ctrl[:] = action_NA
         ids = None if active_N.all() else np.flatnonzero(active_N).astype(np.int32)
         with quiet_mujoco():
             self.batch.step(ids, nstep=self.robot.frame_skip)
-        unstable = (instability_counts(self.batch.warning) > counts_before).any(axis=1)
+        unstable = (instability_counts(self.batch.warning[..., 1]) > counts_before).any(axis=1)
         out = outcome(robot=self.robot, reward_part=self.reward, task=self._task,
                       state=self._state, xy_before=xy_before, action=action_NA,
                       unstable=unstable)

@@ -95,20 +95,16 @@ class LocomotionEnv(MujocoEnv):
         if not np.isfinite(action).all():
             raise ValueError(f"action contains NaN or inf: {action}")
         xy_before = self.robot.xy_position(self._physics_state()).copy()
-        counts_before = instability_counts(self._warning_stats())
+        counts_before = instability_counts(self.data.warning.number[None])
         with quiet_mujoco():
             self.do_simulation(action, self.frame_skip)
-        unstable = (instability_counts(self._warning_stats()) > counts_before).any(1)
+        unstable = (instability_counts(self.data.warning.number[None]) > counts_before).any(1)
         out = outcome(robot=self.robot, reward_part=self.reward_part, task=self._task_arrays,
                       state=self._physics_state(), xy_before=xy_before,
                       action=action[None].astype(np.float64), unstable=unstable)
         info = {"diverged": bool(out.diverged[0]),
                 **{f"reward_{k}": float(v[0]) for k, v in out.terms.items()}}
         return out.obs[0], float(out.reward[0]), bool(out.terminated[0]), False, info
-
-    def _warning_stats(self) -> np.ndarray:
-        """MuJoCo's warning stats as an array [1, nwarning, 2] (lastinfo, number)."""
-        return np.array([[[w.lastinfo, w.number] for w in self.data.warning]])
 
     def _physics_state(self) -> PhysicsState:
         d = self.data

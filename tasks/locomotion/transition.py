@@ -51,7 +51,7 @@ def outcome(*, robot: Robot, reward_part, task: Mapping[str, np.ndarray],
                    terminated=robot.terminates(state) | diverged, diverged=diverged)
 
 
-def instability_counts(warning: np.ndarray) -> np.ndarray:
-    """Instability warning counts, [N, 3], from MuJoCo warning stats [N, nwarning, 2]."""
-    return warning[:, INSTABILITY_WARNINGS, 1].copy()
+def instability_counts(counts: np.ndarray) -> np.ndarray:
+    """Instability warning counts [N, 3] from MuJoCo's warning counts [N, nwarning]."""
+    return counts[:, INSTABILITY_WARNINGS].copy()
 
