@@ -12,6 +12,9 @@ This package never imports `fewshot`.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import gymnasium
 
 from tasks.catalog import BUILTIN
@@ -51,12 +54,21 @@ def register(family: TaskFamily) -> None:
     if family.name in _families:
         raise ValueError(f"a task family named {family.name!r} is already registered")
     _families[family.name] = family
+    # entry points name the family rather than hold it: gymnasium deep-copies specs
     gymnasium.register(
         id=family.env_id,
-        entry_point=family._build_env,
-        vector_entry_point=family._build_vec,
+        entry_point=functools.partial(_make_env, family.name),
+        vector_entry_point=functools.partial(_make_vec, family.name),
         max_episode_steps=family.horizon,
     )
+
+
+def _make_env(name: str, **kwargs: Any) -> gymnasium.Env:
+    return get(name)._build_env(**kwargs)
+
+
+def _make_vec(name: str, **kwargs: Any) -> BatchedEnv:
+    return get(name)._build_vec(**kwargs)
 
 
 for _factory in BUILTIN.values():

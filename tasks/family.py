@@ -119,8 +119,9 @@ class TaskFamily:
         return task
 
     def task_to_dict(self, task: Task) -> dict[str, int | float]:
+        """The task's values as plain Python numbers (JSON-ready)."""
         self.check_task(task)
-        return {p.name: getattr(task, p.name) for p in self.params}
+        return {p.name: p.check(getattr(task, p.name)) for p in self.params}
 
     def task_from_dict(self, values: Mapping[str, object]) -> Task:
         """Build a task from a mapping of parameter values (e.g. parsed JSON)."""
@@ -163,8 +164,15 @@ class TaskFamily:
         return self._make_vec(self, tasks, seed=seed, **options)
 
     def make_env(self, task: Task | None = None, **options: Any) -> gymnasium.Env:
-        """The single reference env, with a TimeLimit at the family's horizon."""
-        return gymnasium.make(self.env_id, task=task, **options)
+        """The single reference env, with a TimeLimit at the family's horizon.
+
+        A registered family goes through `gymnasium.make(self.env_id)` (and its checks);
+        an unregistered one is built directly.
+        """
+        if self.env_id in gymnasium.registry:
+            return gymnasium.make(self.env_id, task=task, **options)
+        env = self._build_env(task, **options)
+        return gymnasium.wrappers.TimeLimit(env, max_episode_steps=self.horizon)
 
     def _build_env(self, task: Task | None = None, **options: Any) -> gymnasium.Env:
         """Registry entry point: the unwrapped reference env."""
