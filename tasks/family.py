@@ -31,11 +31,25 @@ def env_id(name: str) -> str:
     return f"fewshot/{name.replace('+', '_')}-v0"
 
 
-def make_task_type(class_name: str, params: Sequence[Param]) -> type:
-    """A frozen dataclass with one number field per parameter, in declaration order."""
+def make_task_type(class_name: str, params: Sequence[Param], family: str) -> type:
+    """A frozen dataclass with one number field per parameter, in declaration order.
+
+    It pickles as (family name, values), so tasks can cross process boundaries.
+    """
     fields = [(p.name, int if p.is_discrete else float) for p in params]
+
+    def reduce(task: Any) -> tuple:
+        return _rebuild_task, (family, dataclasses.asdict(task))
+
     return dataclasses.make_dataclass(class_name, fields, frozen=True,
-                                      namespace={"__module__": __name__})
+                                      namespace={"__module__": __name__,
+                                                 "__reduce__": reduce})
+
+
+def _rebuild_task(family: str, values: dict[str, Any]) -> Task:
+    import tasks  # the registry; deferred because tasks imports this module
+
+    return tasks.get(family).task_from_dict(values)
 
 
 class TaskFamily:
@@ -73,7 +87,7 @@ class TaskFamily:
         self.splits: Mapping[str, Region] = MappingProxyType(
             {s: splits[s] for s in SPLITS if s in splits})
         class_name = "".join(w.capitalize() for w in _words(name)) + "Task"
-        self.task_type = make_task_type(class_name, self.params)
+        self.task_type = make_task_type(class_name, self.params, name)
         self.default_task = self.task_from_dict(
             default_task if default_task is not None else self._centre(splits["train"]))
         self._make_vec = make_vec

@@ -83,8 +83,12 @@ class PointNavEnv(gymnasium.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         action = np.asarray(action)
-        if action.dtype.kind != "f" or action.shape != (2,) or not np.isfinite(action).all():
-            raise ValueError(f"action must be 2 finite floats, got {action!r}")
+        if action.dtype.kind != "f":
+            raise ValueError(f"action must be floating point, got dtype {action.dtype}")
+        if action.shape != (2,):
+            raise ValueError(f"action must have shape (2,), got shape {action.shape}")
+        if not np.isfinite(action).all():
+            raise ValueError(f"action contains NaN or inf: {action}")
         dx, dy = (min(max(float(a), -MAX_STEP), MAX_STEP) for a in action)
         self._x += dx
         self._y += dy
@@ -114,4 +118,5 @@ def point_nav() -> TaskFamily:
         splits={"train": box(**train),
                 "test-ood": shell({"goal_x": (-1.0, 1.0), "goal_y": (-1.0, 1.0)}, train)},
         horizon=100, make_vec=_make_vec, make_env=_make_env,
+        default_task={"goal_x": 0.25, "goal_y": 0.25},  # not the start, where it would end
         doc="2D point to a goal; OOD goals outside the training square")

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import json
 import math
+import pickle
 
 import gymnasium
 import numpy as np
@@ -632,3 +633,12 @@ def test_combined_splits_without_any_ood_have_no_ood_split():
 def test_combine_splits_ignores_parts_without_parameters():
     assert combine_splits([{}, A, {}]).keys() == combine_splits([A]).keys()
     assert combine_splits([{}, A])["test-ood"].contains({"a": 1.5})
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_tasks_pickle_by_family_name_and_values(name):
+    family = tasks.get(name)
+    sampled = family.sample(3, "train", np.random.default_rng(0))
+    restored = pickle.loads(pickle.dumps(sampled))
+    assert restored == sampled
+    assert all(type(t) is family.task_type for t in restored)
