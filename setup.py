@@ -13,10 +13,15 @@ setup(
         "numpy==2.4.6",
         "gymnasium[mujoco]==1.4.0",
         "mujoco==4.0.0",
+        "jsonargparse[signatures]==4.53.0",
+        "pyyaml==6.0.3",
+        "tqdm==4.70.1",
+        "tensorboard==2.21.0",
     ],
     extras_require={
         "test": [
             "pytest==9.2.0",
+            "higher==0.2.1",
             "ruff==0.17.5",
         ],
     },

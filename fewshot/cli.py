@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from pathlib import Path
+
+import jsonargparse
 
 import tasks
 from fewshot import demo
+from fewshot.config import MAMLConfig, TrainConfig
 
 
 def families_command(args: argparse.Namespace) -> int:
@@ -34,6 +39,53 @@ def demo_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_parser() -> jsonargparse.ArgumentParser:
+    jsonargparse.set_parsing_settings(docstring_parse_attribute_docstrings=True)
+    parser = jsonargparse.ArgumentParser(
+        prog="fewshot train", description="Meta-train a learner; every setting is a flag, "
+        "and --config FILE.yaml sets many at once (flags after it override it).")
+    parser.add_argument("--config", action=jsonargparse.ActionConfigFile,
+                        help="a YAML file of settings")
+    parser.add_argument("--out", type=str, default=None,
+                        help="run folder (default: runs/<algo>-<family>-s<seed>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_class_arguments(TrainConfig, None)
+    return parser
+
+
+def parse_train_args(argv: list[str]) -> tuple[TrainConfig, Path, bool, bool]:
+    """Settings, run folder, resume and progress flags; errors name the field."""
+    parser = train_parser()
+    values = parser.parse_args(argv).as_dict()
+    saved = Path(values["out"] or "") / "config.yaml"
+    if values["resume"] and values["out"] and saved.is_file():
+        # resuming: the run's own settings are the defaults; flags given now override them
+        values = parser.parse_args(["--config", str(saved), *argv]).as_dict()
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    try:
+        maml = values.pop("maml")
+        config = TrainConfig(**{k: v for k, v in values.items() if k in fields - {"maml"}},
+                             maml=maml if isinstance(maml, MAMLConfig) else MAMLConfig(**maml))
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
+    out = Path(values["out"] or f"runs/{config.algo}-{config.family}-s{config.seed}")
+    return config, out, values["resume"], not values["no_progress"]
+
+
+def train_command(argv: list[str]) -> int:
+    from fewshot.train import train  # the heavy imports only for this command
+
+    config, out, resume, progress = parse_train_args(argv)
+    try:
+        train(config, out, resume=resume, progress=progress)
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"fewshot train: {error}") from error
+    print(f"run folder: {out}")
+    return 0
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -55,10 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
                           help="simulations per split (default: 64)")
     run_demo.add_argument("--seed", type=int, default=0, help="task and action seed")
     run_demo.set_defaults(run=demo_command)
+
+    commands.add_parser("train", help="meta-train a learner (fewshot train --help)",
+                        add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        return train_command(argv[1:])
     args = build_parser().parse_args(argv)
     return args.run(args)
 

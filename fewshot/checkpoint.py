@@ -1,0 +1,93 @@
+"""Checkpoints and run manifests: written atomically, read back without unpickling objects.
+
+A checkpoint is a dict of state_dicts, tensors and plain numbers saved with torch.save and
+loaded with `weights_only=True`, so loading never runs code. Every file is written to a
+temporary name in the same folder, flushed to disk, then renamed over the old one: a
+crash leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+CHECKPOINT = "checkpoint.pt"
+MANIFEST = "manifest.json"
+PACKAGES = ("fewshot", "torch", "numpy", "gymnasium", "mujoco", "scipy")
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write `path` through `write(file)` so that readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
+    path = Path(run_dir) / CHECKPOINT
+    atomic_write(path, lambda f: torch.save(state, f))
+    return path
+
+
+def load_checkpoint(run_dir: Path) -> dict[str, Any]:
+    """The run's checkpoint; a clear error if it is missing or unreadable."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}: the run has not saved one yet")
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception as error:  # torch raises several types for a corrupt file
+        raise ValueError(f"checkpoint {path} is corrupt or not a fewshot checkpoint: "
+                         f"{error}") from error
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_revision() -> str:
+    """The source tree's git revision (with '+dirty' for local changes), or 'unknown'."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return rev + ("+dirty" if dirty.strip() else "")
+
+
+def write_manifest(run_dir: Path, **fields: Any) -> None:
+    manifest = {"command": sys.argv, "versions": package_versions(),
+                "git_revision": git_revision(), "machine": platform.platform(), **fields}
+    atomic_write_text(Path(run_dir) / MANIFEST, json.dumps(manifest, indent=2) + "\n")

@@ -1,0 +1,252 @@
+"""MAML: adapt by policy-gradient steps; meta-train through the adaptation with TRPO or PPO.
+
+The maths, as pure functions of explicit parameters:
+- `inner_loss`: the policy-gradient surrogate -mean(log pi(a|s) A) on one task's episodes;
+- `adapt`: theta'_k = theta - lr * grad inner_loss, once per inner step, second-order
+  through `torch.autograd.grad(create_graph=True)` unless first-order;
+- `outer_terms`: the meta-objective mean_k E[pi_theta'_k / pi_old'_k A] on the episodes
+  sampled after adaptation, and the mean KL between old and new adapted policies.
+`MAML` holds the meta-parameters (policy weights, and inner step sizes under Meta-SGD)
+and takes one meta-update per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from fewshot.config import MAMLConfig
+from fewshot.optim import backtracking_line_search, conjugate_gradient
+from fewshot.policy import GaussianMLP, Params, distribution, kl_divergence, log_prob
+from fewshot.sampler import Batch
+
+INNER_LR_PREFIX = "inner_lr."
+
+
+def masked_mean(x_TN: torch.Tensor, valid_TN: torch.Tensor) -> torch.Tensor:
+    valid = valid_TN.to(x_TN.dtype)
+    return (x_TN * valid).sum() / valid.sum().clamp_min(1.0)
+
+
+def inner_loss(policy: nn.Module, params: Mapping[str, torch.Tensor],
+               episodes: Batch) -> torch.Tensor:
+    """-mean over valid steps of log pi_params(a|s) * advantage."""
+    mean, log_std = distribution(policy, params, episodes.obs_TNO)
+    logp = log_prob(mean, log_std, episodes.act_TNA)
+    return -masked_mean(logp * episodes.adv_TN, episodes.valid_TN)
+
+
+def adapt(policy: nn.Module, params: Mapping[str, torch.Tensor],
+          inner_lrs: Mapping[str, torch.Tensor], steps: Sequence[Batch], *,
+          first_order: bool) -> Params:
+    """Adapted parameters after one gradient step per entry of `steps` (one task's data).
+
+    Second-order: the result stays differentiable in `params` and `inner_lrs` through the
+    gradients. First-order: the gradients are taken as constants.
+    """
+    params = dict(params)
+    for episodes in steps:
+        loss = inner_loss(policy, params, episodes)
+        grads = torch.autograd.grad(loss, list(params.values()),
+                                    create_graph=not first_order)
+        params = {name: p - inner_lrs[name] * g
+                  for (name, p), g in zip(params.items(), grads, strict=True)}
+    return params
+
+
+@dataclass
+class OuterTerms:
+    surrogate: torch.Tensor  # mean over tasks of E[ratio * A]
+    kl: torch.Tensor         # mean over tasks of E[KL(old adapted || new adapted)]
+    clipped: torch.Tensor    # PPO's clipped surrogate (with clip = 0: the surrogate)
+
+
+def outer_terms(policy: nn.Module, adapted: Sequence[Mapping[str, torch.Tensor]],
+                post: Batch, old: Sequence[tuple[torch.Tensor, torch.Tensor]] | None,
+                clip: float = 0.0) -> OuterTerms:
+    """Meta-objective terms of the adapted policies on the post-adaptation episodes.
+
+    `old[k]` is task k's (mean, log_std) before the update, for the KL; the ratio uses the
+    log-probs stored when the episodes were sampled.
+    """
+    surrogates, kls, clipped = [], [], []
+    for k, params in enumerate(adapted):
+        episodes = post.task(k)
+        mean, log_std = distribution(policy, params, episodes.obs_TNO)
+        ratio = torch.exp(log_prob(mean, log_std, episodes.act_TNA) - episodes.logp_TN)
+        adv = episodes.adv_TN
+        surrogates.append(masked_mean(ratio * adv, episodes.valid_TN))
+        if clip > 0:
+            bounded = torch.clamp(ratio, 1 - clip, 1 + clip) * adv
+            clipped.append(masked_mean(torch.minimum(ratio * adv, bounded), episodes.valid_TN))
+        if old is not None:
+            kl = kl_divergence(old[k][0], old[k][1], mean, log_std)
+            kls.append(masked_mean(kl, episodes.valid_TN))
+    surrogate = torch.stack(surrogates).mean()
+    return OuterTerms(surrogate=surrogate,
+                      kl=torch.stack(kls).mean() if kls else torch.zeros(()),
+                      clipped=torch.stack(clipped).mean() if clipped else surrogate)
+
+
+class MAML:
+    """The MAML learner. `meta_update(pre, post)` takes the episodes of one meta-batch:
+    pre[i] sampled before inner step i (pre[0] with the meta-parameters), post sampled
+    with the fully adapted policies."""
+
+    def __init__(self, *, policy: GaussianMLP, config: MAMLConfig) -> None:
+        self.policy = policy
+        self.config = config
+        lrs = {name: torch.full_like(p, config.inner_lr) if config.learn_inner_lr
+               else torch.tensor(config.inner_lr)
+               for name, p in policy.named_parameters()}
+        self.inner_lrs = nn.ParameterDict(
+            {name.replace(".", "_"): nn.Parameter(lr) for name, lr in lrs.items()}
+        ) if config.learn_inner_lr else None
+        self._fixed_lrs = None if config.learn_inner_lr else lrs
+        self.optimizer = (torch.optim.Adam(self.meta_parameters().values(), lr=config.outer_lr)
+                          if config.outer == "ppo" else None)
+
+    # Parameters -------------------------------------------------------------------
+
+    def lrs(self) -> dict[str, torch.Tensor]:
+        """Inner step size per policy parameter (learned or fixed)."""
+        if self.inner_lrs is None:
+            return self._fixed_lrs
+        return {name: self.inner_lrs[name.replace(".", "_")]
+                for name, _ in self.policy.named_parameters()}
+
+    def meta_parameters(self) -> dict[str, nn.Parameter]:
+        meta = dict(self.policy.named_parameters())
+        if self.inner_lrs is not None:
+            meta.update({INNER_LR_PREFIX + n: p for n, p in self.lrs().items()})
+        return meta
+
+    def _split(self, meta: Mapping[str, torch.Tensor]) -> tuple[Params, Params]:
+        params = {n: t for n, t in meta.items() if not n.startswith(INNER_LR_PREFIX)}
+        if self.inner_lrs is None:
+            return params, self._fixed_lrs
+        return params, {n: meta[INNER_LR_PREFIX + n] for n in params}
+
+    # Adaptation -------------------------------------------------------------------
+
+    def adapt_tasks(self, pre: Sequence[Batch], meta: Mapping[str, torch.Tensor] | None = None,
+                    *, differentiable: bool = False) -> list[Params]:
+        """Each task's adapted parameters from its episodes in `pre` (one Batch per step).
+
+        Not differentiable (the default): detached values, for sampling and evaluation.
+        """
+        meta = self.meta_parameters() if meta is None else meta
+        params, lrs = self._split(meta)
+        adapted = []
+        with torch.enable_grad():
+            for k in range(pre[0].num_tasks):
+                steps = [batch.task(k) for batch in pre]
+                if differentiable:
+                    out = adapt(self.policy, params, lrs, steps,
+                                first_order=self.config.first_order)
+                else:
+                    start = {n: p.detach().requires_grad_(True) for n, p in params.items()}
+                    out = {n: p.detach() for n, p in adapt(
+                        self.policy, start, {n: lr.detach() for n, lr in lrs.items()},
+                        steps, first_order=True).items()}
+                adapted.append(out)
+        return adapted
+
+    # Meta-update ------------------------------------------------------------------
+
+    def meta_update(self, pre: Sequence[Batch], post: Batch) -> dict[str, float]:
+        if self.config.outer == "trpo":
+            return self._trpo_update(pre, post)
+        return self._ppo_update(pre, post)
+
+    def _old_distributions(self, pre: Sequence[Batch], post: Batch
+                           ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        with torch.no_grad():
+            adapted = self.adapt_tasks(pre)
+            return [tuple(t.detach() for t in distribution(self.policy, p, post.task(k).obs_TNO))
+                    for k, p in enumerate(adapted)]
+
+    def _trpo_update(self, pre: Sequence[Batch], post: Batch) -> dict[str, float]:
+        cfg = self.config
+        meta = self.meta_parameters()
+        names = list(meta)
+        theta = torch.nn.utils.parameters_to_vector(meta.values()).detach()
+        old = self._old_distributions(pre, post)
+
+        def terms_at(meta_dict: Mapping[str, torch.Tensor], differentiable: bool) -> OuterTerms:
+            adapted = self.adapt_tasks(pre, meta_dict, differentiable=differentiable)
+            return outer_terms(self.policy, adapted, post, old)
+
+        before = terms_at(meta, differentiable=True)
+        params = list(meta.values())
+        grad = flat(torch.autograd.grad(before.surrogate, params, retain_graph=True))
+        kl_grad = flat(torch.autograd.grad(before.kl, params, create_graph=True))
+
+        def fisher_vector(v: torch.Tensor) -> torch.Tensor:
+            hv = flat(torch.autograd.grad(kl_grad @ v, params, retain_graph=True))
+            return hv + cfg.cg_damping * v
+
+        direction = conjugate_gradient(fisher_vector, grad, cfg.cg_iterations)
+        curvature = direction @ fisher_vector(direction)
+        full_step = torch.sqrt(2 * cfg.max_kl / curvature.clamp_min(1e-12)) * direction
+
+        def evaluate(candidate: torch.Tensor) -> tuple[float, float]:
+            with torch.no_grad():
+                terms = terms_at(unflatten(candidate, meta, names), differentiable=False)
+            return float(terms.surrogate), float(terms.kl)
+
+        new_theta, search = backtracking_line_search(
+            evaluate, theta, full_step, objective_before=float(before.surrogate.detach()),
+            max_kl=cfg.max_kl, ratio=cfg.line_search_ratio, max_tries=cfg.line_search_steps)
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(new_theta, params)
+        return {"surrogate_before": float(before.surrogate.detach()),
+                "surrogate_after": search.objective, "kl": search.kl,
+                "step_accepted": float(search.accepted), "step_fraction": search.step_fraction,
+                "line_search_tries": float(search.tries)}
+
+    def _ppo_update(self, pre: Sequence[Batch], post: Batch) -> dict[str, float]:
+        cfg = self.config
+        old = self._old_distributions(pre, post)
+        first = last = None
+        for _ in range(cfg.ppo_epochs):
+            adapted = self.adapt_tasks(pre, differentiable=True)
+            terms = outer_terms(self.policy, adapted, post, old, clip=cfg.ppo_clip)
+            self.optimizer.zero_grad()
+            (-terms.clipped).backward()
+            self.optimizer.step()
+            first = terms if first is None else first
+            last = terms
+        return {"surrogate_before": float(first.surrogate.detach()),
+                "surrogate_after": float(last.surrogate.detach()), "kl": float(last.kl.detach())}
+
+    # Checkpoints ------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {"policy": self.policy.state_dict(),
+                "inner_lrs": None if self.inner_lrs is None else self.inner_lrs.state_dict(),
+                "optimizer": None if self.optimizer is None else self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.policy.load_state_dict(state["policy"])
+        if self.inner_lrs is not None:
+            self.inner_lrs.load_state_dict(state["inner_lrs"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+
+
+def flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def unflatten(vector: torch.Tensor, like: Mapping[str, torch.Tensor],
+              names: Sequence[str]) -> dict[str, torch.Tensor]:
+    out, start = {}, 0
+    for name in names:
+        n = like[name].numel()
+        out[name] = vector[start:start + n].view_as(like[name])
+        start += n
+    return out

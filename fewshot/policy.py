@@ -1,0 +1,73 @@
+"""Gaussian MLP policy, run with explicit parameters; and the Gaussian maths every learner uses.
+
+Adapted parameters are a dict[str, Tensor] passed to `torch.func.functional_call`, never
+module state: `policy(obs)` uses the module's own parameters, `distribution(policy,
+params, obs)` any others (a task's adapted ones, a line-search candidate).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+Params = dict[str, torch.Tensor]
+
+LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+class GaussianMLP(nn.Module):
+    """a ~ N(mean(obs), diag(exp(log_std))^2): tanh hidden layers, a linear mean head and a
+    state-independent learnable log-std, one per action dimension."""
+
+    def __init__(self, *, obs_size: int, action_size: int,
+                 hidden_sizes: Sequence[int] = (64, 64), init_log_std: float = 0.0) -> None:
+        super().__init__()
+        if obs_size < 1 or action_size < 1 or any(h < 1 for h in hidden_sizes):
+            raise ValueError(f"GaussianMLP: sizes must be >= 1, got obs_size={obs_size}, "
+                             f"action_size={action_size}, hidden_sizes={list(hidden_sizes)}")
+        layers: list[nn.Module] = []
+        width = obs_size
+        for hidden in hidden_sizes:
+            layers += [nn.Linear(width, hidden), nn.Tanh()]
+            width = hidden
+        layers.append(nn.Linear(width, action_size))
+        self.mean = nn.Sequential(*layers)
+        self.log_std = nn.Parameter(torch.full((action_size,), float(init_log_std)))
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean [..., A] and log-std [A] for observations [..., O]."""
+        return self.mean(obs), self.log_std
+
+    def params(self) -> Params:
+        """The module's own parameters as a dict (the meta-parameters)."""
+        return dict(self.named_parameters())
+
+
+def distribution(policy: nn.Module, params: Mapping[str, torch.Tensor],
+                 obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and log-std of the policy run with `params` instead of its own."""
+    return functional_call(policy, dict(params), (obs,))
+
+
+def log_prob(mean: torch.Tensor, log_std: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    """log N(act; mean, exp(log_std)^2), summed over the action dimension."""
+    z = (act - mean) * torch.exp(-log_std)
+    return (-0.5 * z * z - log_std - LOG_SQRT_2PI).sum(-1)
+
+
+def kl_divergence(mean_old: torch.Tensor, log_std_old: torch.Tensor, mean: torch.Tensor,
+                  log_std: torch.Tensor) -> torch.Tensor:
+    """KL(old || new) between diagonal Gaussians, summed over the action dimension."""
+    var_old, var = torch.exp(2 * log_std_old), torch.exp(2 * log_std)
+    kl = log_std - log_std_old + (var_old + (mean_old - mean) ** 2) / (2 * var) - 0.5
+    return kl.sum(-1)
+
+
+def sample_action(mean: torch.Tensor, log_std: torch.Tensor,
+                  generator: torch.Generator) -> torch.Tensor:
+    noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+    return mean + torch.exp(log_std) * noise

@@ -1,0 +1,146 @@
+"""Sampler: runs a policy in a family's batched env and returns episodes as tensors.
+
+It owns the environment loop and never computes a loss. For K tasks and E episodes per
+task it steps N = K x E simulations together, one episode each; simulation n runs task
+n // E. Letters: T steps, N episodes, K tasks, E episodes per task, O obs, A action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fewshot.policy import distribution, log_prob, sample_action
+
+
+@dataclass
+class Batch:
+    """Episodes of K tasks, E each, as tensors [T, N, ...] with N = K x E."""
+
+    obs_TNO: torch.Tensor
+    act_TNA: torch.Tensor
+    rew_TN: torch.Tensor
+    logp_TN: torch.Tensor        # log-prob of the action under the sampling policy
+    terminated_TN: torch.Tensor
+    truncated_TN: torch.Tensor
+    valid_TN: torch.Tensor       # the step belongs to the episode (not after its end)
+    task_N: torch.Tensor         # index of the task in `tasks`
+    tasks: list[Any]
+    episodes_per_task: int
+    adv_TN: torch.Tensor | None = field(default=None)  # filled by the learner
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.tasks)
+
+    def episode_returns(self) -> torch.Tensor:
+        """Undiscounted return of each episode, [N]."""
+        return (self.rew_TN * self.valid_TN).sum(0)
+
+    def mean_return(self) -> float:
+        return float(self.episode_returns().mean())
+
+    def task(self, k: int) -> Batch:
+        """The E episodes of task k, as a Batch with K = 1."""
+        cols = slice(k * self.episodes_per_task, (k + 1) * self.episodes_per_task)
+        adv = None if self.adv_TN is None else self.adv_TN[:, cols]
+        return replace(self, obs_TNO=self.obs_TNO[:, cols], act_TNA=self.act_TNA[:, cols],
+                       rew_TN=self.rew_TN[:, cols], logp_TN=self.logp_TN[:, cols],
+                       terminated_TN=self.terminated_TN[:, cols],
+                       truncated_TN=self.truncated_TN[:, cols],
+                       valid_TN=self.valid_TN[:, cols], task_N=self.task_N[cols],
+                       tasks=[self.tasks[k]], adv_TN=adv)
+
+
+class Sampler:
+    """Collects `episodes_per_task` episodes for each of `num_tasks` tasks at once.
+
+    Args:
+        family: a tasks.TaskFamily.
+        num_tasks, episodes_per_task: K and E; the env holds K x E simulations.
+        horizon: steps per episode (default: the family's).
+        nthread: MuJoCo threads (default: all available cores).
+    """
+
+    def __init__(self, *, family: Any, num_tasks: int, episodes_per_task: int,
+                 horizon: int | None = None, nthread: int | None = None) -> None:
+        for name, value in (("num_tasks", num_tasks), ("episodes_per_task", episodes_per_task)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"Sampler: {name} must be an integer >= 1, got {value!r}")
+        self.family = family
+        self.num_tasks = num_tasks
+        self.episodes_per_task = episodes_per_task
+        options: dict[str, Any] = {"autoreset_mode": "disabled", "horizon": horizon}
+        if nthread is not None:
+            options["nthread"] = nthread
+        self.envs = family.make_vec([family.default_task] * (num_tasks * episodes_per_task),
+                                    **options)
+        self.horizon = self.envs.horizon
+        self.env_steps = 0  # counted over the sampler's life
+
+    @property
+    def obs_size(self) -> int:
+        return int(np.prod(self.envs.single_observation_space.shape))
+
+    @property
+    def action_size(self) -> int:
+        return int(np.prod(self.envs.single_action_space.shape))
+
+    def sample(self, policy: nn.Module, params: Sequence[Mapping[str, torch.Tensor]],
+               tasks: Sequence[Any], *, seed: int) -> Batch:
+        """One episode per simulation; task k's episodes run with params[k].
+
+        `seed` fixes the env's reset noise and the action noise, so a batch is a pure
+        function of (params, tasks, seed).
+        """
+        K, E = self.num_tasks, self.episodes_per_task
+        if len(tasks) != K or len(params) != K:
+            raise ValueError(f"Sampler.sample: need {K} tasks and {K} parameter sets, got "
+                             f"{len(tasks)} and {len(params)}")
+        self.envs.set_tasks([task for task in tasks for _ in range(E)])
+        obs_NO, _ = self.envs.reset(seed=seed)
+        generator = torch.Generator().manual_seed(seed)
+        alive_N = np.ones(K * E, dtype=bool)
+        steps: dict[str, list] = {k: [] for k in ("obs", "act", "rew", "logp", "term",
+                                                  "trunc", "valid")}
+        for _ in range(self.horizon):
+            obs = torch.as_tensor(obs_NO, dtype=torch.float32)
+            with torch.no_grad():
+                mean_NA, log_std_NA = _per_task_distribution(policy, params, obs, K, E)
+                act_NA = sample_action(mean_NA, log_std_NA, generator)
+                logp_N = log_prob(mean_NA, log_std_NA, act_NA)
+            next_obs_NO, rew_N, term_N, trunc_N, _ = self.envs.step(act_NA.numpy())
+            self.env_steps += int(alive_N.sum())
+            for key, value in (("obs", obs), ("act", act_NA), ("rew", rew_N),
+                               ("logp", logp_N), ("term", term_N), ("trunc", trunc_N),
+                               ("valid", alive_N.copy())):
+                steps[key].append(torch.as_tensor(value))
+            alive_N &= ~(term_N | trunc_N)
+            obs_NO = next_obs_NO
+            if not alive_N.any():
+                break
+        stack = {k: torch.stack(v) for k, v in steps.items()}
+        return Batch(obs_TNO=stack["obs"], act_TNA=stack["act"],
+                     rew_TN=stack["rew"].float(), logp_TN=stack["logp"],
+                     terminated_TN=stack["term"], truncated_TN=stack["trunc"],
+                     valid_TN=stack["valid"], task_N=torch.arange(K).repeat_interleave(E),
+                     tasks=list(tasks), episodes_per_task=E)
+
+
+def _per_task_distribution(policy: nn.Module, params: Sequence[Mapping[str, torch.Tensor]],
+                           obs_NO: torch.Tensor, K: int, E: int
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean [N, A] and log-std [N, A], task k's rows from params[k]."""
+    if all(p is params[0] for p in params):
+        mean_NA, log_std_A = distribution(policy, params[0], obs_NO)
+        return mean_NA, log_std_A.expand_as(mean_NA)
+    stacked = {name: torch.stack([p[name] for p in params]) for name in params[0]}
+    mean_KEA, log_std_KA = torch.func.vmap(
+        lambda p, o: distribution(policy, p, o))(stacked, obs_NO.reshape(K, E, -1))
+    mean_NA = mean_KEA.reshape(K * E, -1)
+    return mean_NA, log_std_KA[:, None, :].expand(K, E, -1).reshape(K * E, -1)

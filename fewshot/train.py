@@ -1,0 +1,144 @@
+"""The meta-training driver: build tasks, envs and learner, then loop
+{sample, adapt, sample, meta-update, log, checkpoint}, writing everything to a run folder.
+
+Randomness: iteration i draws its tasks, env noise and action noise from generators
+seeded by (seed, i, phase), so the run's random state after i iterations is the pair
+(seed, i). A resumed run therefore continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+import tasks
+from fewshot.advantages import with_advantages
+from fewshot.checkpoint import load_checkpoint, save_checkpoint, write_manifest
+from fewshot.config import MAMLConfig, TrainConfig
+from fewshot.maml import MAML
+from fewshot.metrics import MetricsLog
+from fewshot.policy import GaussianMLP
+from fewshot.sampler import Batch, Sampler
+
+CONFIG = "config.yaml"
+
+
+def derived_seed(*keys: int) -> int:
+    """A 32-bit seed that depends on every key (run seed, iteration, phase)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
+
+
+def config_to_dict(config: TrainConfig) -> dict:
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    values = dict(values)
+    maml = MAMLConfig(**values.pop("maml", {}))
+    return TrainConfig(**values, maml=maml)
+
+
+def prepare_run_dir(out: Path, config: TrainConfig, *, resume: bool) -> TrainConfig:
+    """Create the run folder, or check it for --resume; returns the config to run.
+
+    On resume the saved config is used; only `iterations` may differ (to extend a run).
+    """
+    out = Path(out)
+    config_path = out / CONFIG
+    if not resume:
+        if out.exists() and any(out.iterdir()):
+            raise FileExistsError(f"run folder {out} is not empty; pass --resume to continue "
+                                  "it, or choose another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+        return config
+    if not config_path.is_file():
+        raise FileNotFoundError(f"--resume: {out} is not a run folder (no {CONFIG})")
+    saved = config_from_dict(yaml.safe_load(config_path.read_text()))
+    wanted = config_to_dict(config)
+    differing = [k for k, v in config_to_dict(saved).items()
+                 if k != "iterations" and wanted[k] != v]
+    if differing:
+        raise ValueError(f"--resume: settings {differing} differ from the run's {CONFIG}; "
+                         "only iterations may change when resuming")
+    return dataclasses.replace(saved, iterations=config.iterations)
+
+
+def train(config: TrainConfig, out: Path, *, resume: bool = False,
+          progress: bool = True) -> MAML:
+    """Meta-train `config.algo` on `config.family`; returns the learner."""
+    out = Path(out)
+    config = prepare_run_dir(out, config, resume=resume)
+    torch.set_num_threads(config.torch_threads)
+    family = tasks.get(config.family)
+    K, E = config.meta_batch_size, config.episodes_per_task
+    sampler = Sampler(family=family, num_tasks=K, episodes_per_task=E,
+                      horizon=config.horizon, nthread=config.nthread)
+    torch.manual_seed(derived_seed(config.seed, 0xF00D))  # initial weights only
+    policy = GaussianMLP(obs_size=sampler.obs_size, action_size=sampler.action_size,
+                         hidden_sizes=config.hidden_sizes, init_log_std=config.init_log_std)
+    learner = MAML(policy=policy, config=config.maml)
+    start = 0
+    if resume:
+        state = load_checkpoint(out)
+        learner.load_state_dict(state["learner"])
+        start, sampler.env_steps = int(state["iteration"]), int(state["env_steps"])
+    write_manifest(out, seed=config.seed, family=config.family, algo=config.algo,
+                   resumed_at_iteration=start if resume else None)
+    log = MetricsLog(out, start=start)
+    bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations,
+               desc=f"{config.algo} {config.family}", disable=not progress, unit="it")
+    started = time.perf_counter()
+    try:
+        for iteration in bar:
+            row = meta_iteration(config, family, sampler, learner, iteration)
+            elapsed = time.perf_counter() - started
+            log.log({"iteration": iteration, "env_steps": sampler.env_steps, **row})
+            bar.set_postfix(pre=f"{row['return_step0']:.1f}",
+                            post=f"{row[f'return_step{config.maml.num_inner_steps}']:.1f}",
+                            steps_per_s=f"{row['env_steps_per_s']:.0f}", elapsed=f"{elapsed:.0f}s")
+            done = iteration + 1
+            if done % config.checkpoint_every == 0 or done == config.iterations:
+                save_checkpoint(out, {"iteration": done, "env_steps": sampler.env_steps,
+                                      "learner": learner.state_dict(),
+                                      "seed": config.seed})
+    finally:
+        log.close()
+        bar.close()
+    return learner
+
+
+def meta_iteration(config: TrainConfig, family: tasks.TaskFamily, sampler: Sampler,
+                   learner: MAML, iteration: int) -> dict[str, float]:
+    """One meta-iteration of MAML; returns its metrics row."""
+    rng = np.random.default_rng([config.seed, iteration])
+    task_list = family.sample(config.meta_batch_size, "train", rng)
+    steps = config.maml.num_inner_steps
+    params = [learner.policy.params()] * config.meta_batch_size
+    batches: list[Batch] = []
+    sample_seconds = 0.0
+    steps_before = sampler.env_steps
+    for phase in range(steps + 1):
+        t = time.perf_counter()
+        batch = sampler.sample(learner.policy, params, task_list,
+                               seed=derived_seed(config.seed, iteration, phase))
+        sample_seconds += time.perf_counter() - t
+        batches.append(with_advantages(batch, gamma=config.gamma,
+                                       gae_lambda=config.gae_lambda,
+                                       normalize_advantages=config.normalize_advantages))
+        if phase < steps:
+            params = learner.adapt_tasks(batches)
+    t = time.perf_counter()
+    stats = learner.meta_update(batches[:-1], batches[-1])
+    update_seconds = time.perf_counter() - t
+    row = {f"return_step{i}": b.mean_return() for i, b in enumerate(batches)}
+    row.update({"env_steps_per_s": (sampler.env_steps - steps_before) / sample_seconds,
+                "sample_seconds": sample_seconds, "update_seconds": update_seconds})
+    row.update(stats)
+    return row
