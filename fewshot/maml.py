@@ -100,7 +100,7 @@ class MAML:
         self.policy = policy
         self.config = config
         lrs = {name: torch.full_like(p, config.inner_lr) if config.learn_inner_lr
-               else torch.tensor(config.inner_lr)
+               else torch.tensor(config.inner_lr, dtype=p.dtype)
                for name, p in policy.named_parameters()}
         self.inner_lrs = nn.ParameterDict(
             {name.replace(".", "_"): nn.Parameter(lr) for name, lr in lrs.items()}
