@@ -17,6 +17,7 @@ setup(
         "pyyaml==6.0.3",
         "tqdm==4.70.1",
         "tensorboard==2.21.0",
+        "matplotlib==3.11.2",
     ],
     extras_require={
         "test": [

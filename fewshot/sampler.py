@@ -7,6 +7,7 @@ n // E. Letters: T steps, N episodes, K tasks, E episodes per task, O obs, A act
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -81,7 +82,8 @@ class Sampler:
         self.envs = family.make_vec([family.default_task] * (num_tasks * episodes_per_task),
                                     **options)
         self.horizon = self.envs.horizon
-        self.env_steps = 0  # counted over the sampler's life
+        self.env_steps = 0         # env-steps taken over the sampler's life
+        self.sample_seconds = 0.0  # wall time spent in sample()
 
     @property
     def obs_size(self) -> int:
@@ -98,6 +100,7 @@ class Sampler:
         `seed` fixes the env's reset noise and the action noise, so a batch is a pure
         function of (params, tasks, seed).
         """
+        started = time.perf_counter()
         K, E = self.num_tasks, self.episodes_per_task
         if len(tasks) != K or len(params) != K:
             raise ValueError(f"Sampler.sample: need {K} tasks and {K} parameter sets, got "
@@ -125,6 +128,7 @@ class Sampler:
             if not alive_N.any():
                 break
         stack = {k: torch.stack(v) for k, v in steps.items()}
+        self.sample_seconds += time.perf_counter() - started
         return Batch(obs_TNO=stack["obs"], act_TNA=stack["act"],
                      rew_TN=stack["rew"].float(), logp_TN=stack["logp"],
                      terminated_TN=stack["term"], truncated_TN=stack["trunc"],

@@ -114,26 +114,38 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False,
     return learner
 
 
+def adaptation_batches(learner: MAML, sampler: Sampler, task_list: list, *,
+                       num_steps: int, seeds: list[int], gamma: float, gae_lambda: float,
+                       normalize_advantages: bool) -> list[Batch]:
+    """Sample with the meta-parameters, adapt, sample again, ... `num_steps` times.
+
+    Returns num_steps + 1 batches with advantages: batch i was sampled after i inner
+    steps. seeds[i] fixes batch i's env and action noise.
+    """
+    params = [learner.policy.params()] * len(task_list)
+    batches: list[Batch] = []
+    for phase in range(num_steps + 1):
+        batch = sampler.sample(learner.policy, params, task_list, seed=seeds[phase])
+        batches.append(with_advantages(batch, gamma=gamma, gae_lambda=gae_lambda,
+                                       normalize_advantages=normalize_advantages))
+        if phase < num_steps:
+            params = learner.adapt_tasks(batches)
+    return batches
+
+
 def meta_iteration(config: TrainConfig, family: tasks.TaskFamily, sampler: Sampler,
                    learner: MAML, iteration: int) -> dict[str, float]:
     """One meta-iteration of MAML; returns its metrics row."""
     rng = np.random.default_rng([config.seed, iteration])
     task_list = family.sample(config.meta_batch_size, "train", rng)
     steps = config.maml.num_inner_steps
-    params = [learner.policy.params()] * config.meta_batch_size
-    batches: list[Batch] = []
-    sample_seconds = 0.0
-    steps_before = sampler.env_steps
-    for phase in range(steps + 1):
-        t = time.perf_counter()
-        batch = sampler.sample(learner.policy, params, task_list,
-                               seed=derived_seed(config.seed, iteration, phase))
-        sample_seconds += time.perf_counter() - t
-        batches.append(with_advantages(batch, gamma=config.gamma,
-                                       gae_lambda=config.gae_lambda,
-                                       normalize_advantages=config.normalize_advantages))
-        if phase < steps:
-            params = learner.adapt_tasks(batches)
+    steps_before, seconds_before = sampler.env_steps, sampler.sample_seconds
+    batches = adaptation_batches(
+        learner, sampler, task_list, num_steps=steps,
+        seeds=[derived_seed(config.seed, iteration, phase) for phase in range(steps + 1)],
+        gamma=config.gamma, gae_lambda=config.gae_lambda,
+        normalize_advantages=config.normalize_advantages)
+    sample_seconds = sampler.sample_seconds - seconds_before
     t = time.perf_counter()
     stats = learner.meta_update(batches[:-1], batches[-1])
     update_seconds = time.perf_counter() - t

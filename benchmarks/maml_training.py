@@ -1,0 +1,147 @@
+"""Meta-train MAML on a family with published settings, then measure adaptation on fresh
+tasks: the mean return before adaptation and after each inner step.
+
+Run (each resumes its run folder if one exists, so a long run can continue later):
+  .venv/bin/python benchmarks/maml_training.py --preset point-nav
+  .venv/bin/python benchmarks/maml_training.py --preset cheetah-dir
+  .venv/bin/python benchmarks/maml_training.py --preset cheetah-vel
+Writes benchmarks/results/maml_<preset>.json and .png (return against wall clock and
+against env steps, before and after adaptation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+import tasks
+from fewshot.checkpoint import load_checkpoint, package_versions
+from fewshot.config import MAMLConfig, TrainConfig
+from fewshot.maml import MAML
+from fewshot.policy import GaussianMLP
+from fewshot.sampler import Sampler
+from fewshot.train import adaptation_batches, derived_seed, train
+
+# The MAML paper's settings: 20 tasks x 20 episodes, inner lr 0.1, one inner step in
+# training, TRPO with KL bound 0.01, two hidden layers of 100 units.
+PRESETS = {
+    "point-nav": dict(family="point-nav", iterations=100, eval_steps=2,
+                      published={"pre": -40.41, "post_1": -11.68, "post_2": -3.33}),
+    "cheetah-dir": dict(family="cheetah-dir", iterations=500, eval_steps=1,
+                        published={"post_1 (learn2learn, RLlib curves)": 260}),
+    "cheetah-vel": dict(family="cheetah-vel", iterations=500, eval_steps=1, published={}),
+}
+
+
+def config_for(preset: dict, iterations: int, seed: int) -> TrainConfig:
+    return TrainConfig(family=preset["family"], seed=seed, iterations=iterations,
+                       meta_batch_size=20, episodes_per_task=20, hidden_sizes=[100, 100],
+                       checkpoint_every=5, maml=MAMLConfig(inner_lr=0.1, max_kl=0.01))
+
+
+def evaluate(config: TrainConfig, run_dir: Path, *, steps: int, num_tasks: int,
+             seed: int) -> dict[str, float]:
+    """Mean return on fresh test-id tasks after 0..steps inner steps (20 episodes each)."""
+    family = tasks.get(config.family)
+    sampler = Sampler(family=family, num_tasks=num_tasks,
+                      episodes_per_task=config.episodes_per_task)
+    policy = GaussianMLP(obs_size=sampler.obs_size, action_size=sampler.action_size,
+                         hidden_sizes=config.hidden_sizes)
+    learner = MAML(policy=policy, config=config.maml)
+    learner.load_state_dict(load_checkpoint(run_dir)["learner"])
+    task_list = family.sample(num_tasks, "test-id", np.random.default_rng([seed, 7]))
+    batches = adaptation_batches(
+        learner, sampler, task_list, num_steps=steps,
+        seeds=[derived_seed(seed, 7, phase) for phase in range(steps + 1)],
+        gamma=config.gamma, gae_lambda=config.gae_lambda,
+        normalize_advantages=config.normalize_advantages)
+    returns = [b.episode_returns().numpy() for b in batches]
+    return {("pre" if i == 0 else f"post_{i}"): float(r.mean()) for i, r in enumerate(returns)}
+
+
+def read_curve(run_dir: Path) -> dict[str, list[float]]:
+    with (run_dir / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    seconds = np.cumsum([float(r["sample_seconds"]) + float(r["update_seconds"])
+                         for r in rows])
+    return {"iteration": [int(r["iteration"]) for r in rows],
+            "env_steps": [int(r["env_steps"]) for r in rows],
+            "wall_seconds": seconds.tolist(),
+            "pre": [float(r["return_step0"]) for r in rows],
+            "post": [float(r["return_step1"]) for r in rows]}
+
+
+def plot(curve: dict, title: str, path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, x, label in ((axes[0], np.array(curve["wall_seconds"]) / 60, "wall clock (min)"),
+                         (axes[1], np.array(curve["env_steps"]) / 1e6, "env steps (M)")):
+        ax.plot(x, curve["pre"], label="before adaptation")
+        ax.plot(x, curve["post"], label="after 1 inner step")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mean training return")
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
+    parser.add_argument("--iterations", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-tasks", type=int, default=40)
+    parser.add_argument("--runs", default="runs/benchmarks")
+    parser.add_argument("--results", default="benchmarks/results")
+    args = parser.parse_args()
+    preset = PRESETS[args.preset]
+    iterations = args.iterations or preset["iterations"]
+    config = config_for(preset, iterations, args.seed)
+    run_dir = Path(args.runs) / f"maml-{args.preset}-s{args.seed}"
+    started = time.perf_counter()
+    train(config, run_dir, resume=(run_dir / "checkpoint.pt").exists())
+    train_seconds = time.perf_counter() - started
+    adaptation = evaluate(config, run_dir, steps=preset["eval_steps"],
+                          num_tasks=args.eval_tasks, seed=args.seed)
+    curve = read_curve(run_dir)
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    plot(curve, f"MAML-TRPO on {args.preset} (20 tasks x 20 episodes)",
+         results / f"maml_{args.preset}.png")
+    report = {
+        "command": " ".join([sys.executable, *sys.argv]),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0))},
+        "versions": package_versions(),
+        "config": json.loads(json.dumps(config.__dict__, default=lambda o: o.__dict__)),
+        "iterations_done": len(curve["iteration"]),
+        "env_steps": curve["env_steps"][-1],
+        "train_wall_seconds_this_process": train_seconds,
+        "train_wall_seconds_total": curve["wall_seconds"][-1],
+        "evaluation": {"split": "test-id", "tasks": args.eval_tasks,
+                       "episodes_per_task": config.episodes_per_task, **adaptation},
+        "published": preset["published"],
+        "curve": curve,
+    }
+    (results / f"maml_{args.preset}.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: report[k] for k in ("iterations_done", "env_steps",
+                                             "train_wall_seconds_total", "evaluation",
+                                             "published")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
