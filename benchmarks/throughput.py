@@ -6,15 +6,19 @@ Configurations, for each family and number of environments N:
   a   our batched env (`family.make_vec`) with a small torch MLP policy in the loop
   b   gymnasium.vector.SyncVectorEnv of our reference env (`family.make_env`), same policy
   b2  SyncVectorEnv of gymnasium's own HalfCheetah-v5 / Ant-v5, same policy
-  c   our batched env, precomputed random actions (physics and env bookkeeping only)
-  c-replay  (c) with the policy's actions, recorded on a rollout beforehand and cycled
-  d   raw mujoco.batch stepping, precomputed actions written to ctrl, no env logic
+  c   our batched env with no policy: the policy's actions, recorded on a rollout
+      beforehand and cycled (physics and env bookkeeping only)
+  d   raw mujoco.batch stepping with the same recorded actions written to ctrl, no env
+      logic (no observation, reward, reset or checks)
+  c-random, d-random  (c) and (d) with uniform random actions in the action box
   a-threads  (a) with torch's default thread count instead of 1; at N=64 only
 
-Physics cost depends on what the robot does: uniform random actions in [-1, 1] keep it
-bouncing with fewer ground contacts than the small actions of an untrained policy, so
-MuJoCo steps faster under (c) than under (a). (a)/(c-replay) compares like with like and
-isolates the cost of running the policy; (a)/(c) is reported as well.
+Physics cost depends on what the robot does. Uniform random actions in [-1, 1] keep the
+cheetah bouncing with fewer ground contacts than the small actions of an untrained
+policy, so MuJoCo steps faster under them. (a)/(c) therefore replays the policy's own
+actions: the physics is the same kind of motion and the ratio isolates the cost of
+running the policy. (a)/(c-random) is reported as well; it mixes that cost with the
+cheaper physics of random actions.
 
 Torch runs on one thread: the MuJoCo batch already steps on every available core, and
 a policy this small gains nothing from more threads, while its thread pool competes
@@ -71,18 +75,19 @@ CONFIGS = {
     "a-threads": "batched env + MLP policy, torch default threads",
     "b": "SyncVectorEnv(reference env) + MLP policy",
     "b2": "SyncVectorEnv(gymnasium v5 env) + MLP policy",
-    "c": "batched env, random actions",
-    "c-replay": "batched env, replayed policy actions",
-    "d": "raw mujoco.batch, random actions",
+    "c": "batched env, replayed policy actions",
+    "d": "raw mujoco.batch, replayed policy actions",
+    "c-random": "batched env, random actions",
+    "d-random": "raw mujoco.batch, random actions",
 }
-RATIOS = (("a", "b"), ("a", "b2"), ("a", "c"), ("c", "d"), ("a", "c-replay"),
-          ("a", "a-threads"))
+RATIOS = (("a", "b"), ("a", "b2"), ("a", "c"), ("c", "d"), ("a", "c-random"),
+          ("c-random", "d-random"), ("a", "a-threads"))
 TARGETS = (("cheetah-vel", 64, "a", "b", 3.0), ("cheetah-vel", 64, "a", "c", 0.8))
 
 WARMUP_STEPS = 20       # vector steps before sizing a configuration
 PROBE_SECONDS = 0.25    # timing used to estimate a configuration's speed
 MIN_TIMED_STEPS = 20    # vector steps per timed run, at least
-ACTION_POOL = 64        # distinct precomputed random actions, cycled through
+ACTION_POOL = 64        # distinct precomputed action batches, cycled through
 
 
 # Stepping loops: each call advances all N envs by one step ----------------------------
@@ -148,15 +153,16 @@ class FixedActionLoop:
 
 class RawMujocoLoop:
     """mujoco.batch alone: write ctrl, step frame_skip substeps; no observation, reward,
-    reset or checks. Simulations start at the model's defaults and never reset."""
+    reset or checks. Simulations start at the model's defaults and never reset.
+    `actions` [ACTION_POOL, N, A] are cycled through."""
 
     torch_threads = 1
 
-    def __init__(self, robot: Robot, num_envs: int) -> None:
-        self.batch = mujoco.batch.Batch(robot.model, nsim=num_envs, nthread=available_cores())
+    def __init__(self, robot: Robot, actions: np.ndarray) -> None:
+        self.batch = mujoco.batch.Batch(robot.model, nsim=actions.shape[1],
+                                        nthread=available_cores())
         self.ctrl = self.batch.bind("ctrl")
-        low, high = robot.model.actuator_ctrlrange.T
-        self.actions = random_actions(low, high, num_envs, np.float64)
+        self.actions = actions.astype(np.float64)
         self.frame_skip = robot.frame_skip
         self.calls = 0
 
@@ -185,16 +191,18 @@ def _build_loops(family_name: str, num_envs: int, default_threads: int) -> dict[
 
     reference_makers = [lambda task=task: family.make_env(task) for task in task_list]
     gymnasium_makers = [lambda: gymnasium.make(gym_id)] * num_envs
-    uniform_env, replay_env = batched_env(), batched_env()
-    space = uniform_env.single_action_space
+    replay_env, random_env = batched_env(), batched_env()
+    space = random_env.single_action_space
+    policy_actions = recorded_policy_actions(replay_env)
+    uniform = random_actions(space.low, space.high, num_envs, np.float32)
     loops = {
         "a": PolicyLoop(batched_env()),
         "b": PolicyLoop(gymnasium.vector.SyncVectorEnv(reference_makers)),
         "b2": PolicyLoop(gymnasium.vector.SyncVectorEnv(gymnasium_makers)),
-        "c": FixedActionLoop(uniform_env, random_actions(space.low, space.high, num_envs,
-                                                         np.float32)),
-        "c-replay": FixedActionLoop(replay_env, recorded_policy_actions(replay_env)),
-        "d": RawMujocoLoop(robot, num_envs),
+        "c": FixedActionLoop(replay_env, policy_actions),
+        "d": RawMujocoLoop(robot, policy_actions),
+        "c-random": FixedActionLoop(random_env, uniform),
+        "d-random": RawMujocoLoop(robot, uniform),
     }
     if num_envs == THREADS_CHECK_SIZE:
         loops["a-threads"] = PolicyLoop(batched_env(), torch_threads=default_threads)

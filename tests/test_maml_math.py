@@ -8,7 +8,7 @@ import torch
 
 import fewshot.maml as maml_module
 from fewshot.config import MAMLConfig
-from fewshot.maml import MAML, adapt, masked_mean, outer_terms
+from fewshot.maml import MAML, adapt, flat, kl_hessian_vector_product, masked_mean, outer_terms
 from fewshot.optim import backtracking_line_search, conjugate_gradient
 from fewshot.policy import GaussianMLP, distribution, kl_divergence, log_prob
 from fewshot.sampler import Batch
@@ -450,6 +450,37 @@ def test_trpo_uses_the_surrogate_gradient_and_the_kl_hessian_through_adaptation(
         hv = (kl_gradient(theta + eps * v) - kl_gradient(theta - eps * v)) / (2 * eps)
         got = product - config.cg_damping * v
         torch.testing.assert_close(got, hv, rtol=1e-6, atol=1e-7 * float(hv.abs().max()))
+
+
+@pytest.mark.parametrize(("inner_steps", "learn_inner_lr"), [(1, False), (2, False),
+                                                           (1, True), (2, True)])
+def test_kl_hessian_vector_product_equals_the_direct_hessian(inner_steps, learn_inner_lr):
+    # J^T H' J (second order) against differentiating the KL's gradient in the
+    # meta-parameters (third order), where the new adapted policies equal the old ones.
+    policy = make_policy(34, obs=2, act=1, hidden=(4,))
+    learner = MAML(policy=policy, config=MAMLConfig(inner_lr=ALPHA, learn_inner_lr=learn_inner_lr))
+    if learn_inner_lr:
+        learner.inner_lrs.double()
+    pre = [make_batch(340 + i, policy=policy, params=[policy.params()] * 2, obs=2, act=1)
+           for i in range(inner_steps)]
+    post = make_batch(349, policy=policy, params=learner.adapt_tasks(pre), obs=2, act=1)
+    old = learner._old_distributions(pre, post)
+    meta = learner.meta_parameters()
+    params = list(meta.values())
+    adapted = learner.adapt_tasks(pre, meta, differentiable=True)
+    kl = outer_terms(policy, adapted, post, old).kl
+    product = kl_hessian_vector_product(kl, [t for p in adapted for t in p.values()], params,
+                                        damping=0.0)
+    kl_grad = flat(torch.autograd.grad(kl, params, create_graph=True))
+    gen = torch.Generator().manual_seed(341)
+    for _ in range(3):
+        v = torch.randn(kl_grad.shape, generator=gen, dtype=F64)
+        direct = flat(torch.autograd.grad(kl_grad @ v, params, retain_graph=True))
+        torch.testing.assert_close(product(v), direct, rtol=1e-9, atol=1e-12)
+    assert float(product(v) @ v) > 0  # a Fisher matrix: positive on a random direction
+    torch.testing.assert_close(kl_hessian_vector_product(
+        kl, [t for p in adapted for t in p.values()], params, damping=0.5)(v),
+        product(v) + 0.5 * v, rtol=1e-12, atol=1e-12)
 
 
 def test_trpo_meta_update_leaves_parameters_unchanged_when_the_step_is_rejected(monkeypatch):
