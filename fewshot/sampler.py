@@ -66,6 +66,12 @@ class Sampler:
         num_tasks, episodes_per_task: K and E; the env holds K x E simulations.
         horizon: steps per episode (default: the family's).
         nthread: MuJoCo threads (default: all available cores).
+
+    The policy acts in normalised units: its action a in [-1, 1] maps linearly onto the
+    env's action box, low + (a + 1) (high - low) / 2, and the env clips what falls
+    outside. Batches hold the policy's own actions. (The locomotion boxes are [-1, 1],
+    so there the map is the identity; point-nav's [-0.1, 0.1] needs it, as in the MAML
+    code, or an initial std of 1 would be ten times the largest step.)
     """
 
     def __init__(self, *, family: Any, num_tasks: int, episodes_per_task: int,
@@ -82,6 +88,9 @@ class Sampler:
         self.envs = family.make_vec([family.default_task] * (num_tasks * episodes_per_task),
                                     **options)
         self.horizon = self.envs.horizon
+        space = self.envs.single_action_space
+        self.action_center = torch.as_tensor((space.high + space.low) / 2)
+        self.action_half_range = torch.as_tensor((space.high - space.low) / 2)
         self.env_steps = 0         # env-steps taken over the sampler's life
         self.sample_seconds = 0.0  # wall time spent in sample()
 
@@ -117,7 +126,8 @@ class Sampler:
                 mean_NA, log_std_NA = _per_task_distribution(policy, params, obs, K, E)
                 act_NA = sample_action(mean_NA, log_std_NA, generator)
                 logp_N = log_prob(mean_NA, log_std_NA, act_NA)
-            next_obs_NO, rew_N, term_N, trunc_N, _ = self.envs.step(act_NA.numpy())
+            next_obs_NO, rew_N, term_N, trunc_N, _ = self.envs.step(
+                self.env_actions(act_NA).numpy())
             self.env_steps += int(alive_N.sum())
             for key, value in (("obs", obs), ("act", act_NA), ("rew", rew_N),
                                ("logp", logp_N), ("term", term_N), ("trunc", trunc_N),
@@ -134,6 +144,11 @@ class Sampler:
                      terminated_TN=stack["term"], truncated_TN=stack["trunc"],
                      valid_TN=stack["valid"], task_N=torch.arange(K).repeat_interleave(E),
                      tasks=list(tasks), episodes_per_task=E)
+
+
+    def env_actions(self, act_NA: torch.Tensor) -> torch.Tensor:
+        """The policy's normalised actions mapped onto the env's action box."""
+        return self.action_center + self.action_half_range * act_NA
 
 
 def _per_task_distribution(policy: nn.Module, params: Sequence[Mapping[str, torch.Tensor]],

@@ -8,8 +8,10 @@ seeded by (seed, i, phase), so the run's random state after i iterations is the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ from fewshot.maml import MAML
 from fewshot.metrics import MetricsLog
 from fewshot.policy import GaussianMLP
 from fewshot.sampler import Batch, Sampler
+from tasks.locomotion.batched import available_cores
 
 CONFIG = "config.yaml"
 
@@ -114,6 +117,17 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False,
     return learner
 
 
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with `count` torch threads, then restore the previous count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def adaptation_batches(learner: MAML, sampler: Sampler, task_list: list, *,
                        num_steps: int, seeds: list[int], gamma: float, gae_lambda: float,
                        normalize_advantages: bool) -> list[Batch]:
@@ -147,7 +161,8 @@ def meta_iteration(config: TrainConfig, family: tasks.TaskFamily, sampler: Sampl
         normalize_advantages=config.normalize_advantages)
     sample_seconds = sampler.sample_seconds - seconds_before
     t = time.perf_counter()
-    stats = learner.meta_update(batches[:-1], batches[-1])
+    with torch_threads(config.update_threads or available_cores()):
+        stats = learner.meta_update(batches[:-1], batches[-1])
     update_seconds = time.perf_counter() - t
     row = {f"return_step{i}": b.mean_return() for i, b in enumerate(batches)}
     row.update({"env_steps_per_s": (sampler.env_steps - steps_before) / sample_seconds,
