@@ -77,11 +77,11 @@ class Sampler:
     def __init__(self, *, family: Any, num_tasks: int, episodes_per_task: int,
                  horizon: int | None = None, nthread: int | None = None) -> None:
         for name, value in (("num_tasks", num_tasks), ("episodes_per_task", episodes_per_task)):
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"Sampler: {name} must be an integer >= 1, got {value!r}")
         self.family = family
-        self.num_tasks = num_tasks
-        self.episodes_per_task = episodes_per_task
+        self.num_tasks = int(num_tasks)
+        self.episodes_per_task = int(episodes_per_task)
         options: dict[str, Any] = {"autoreset_mode": "disabled", "horizon": horizon}
         if nthread is not None:
             options["nthread"] = nthread
@@ -117,11 +117,12 @@ class Sampler:
         self.envs.set_tasks([task for task in tasks for _ in range(E)])
         obs_NO, _ = self.envs.reset(seed=seed)
         generator = torch.Generator().manual_seed(seed)
+        dtype = next(policy.parameters()).dtype
         alive_N = np.ones(K * E, dtype=bool)
         steps: dict[str, list] = {k: [] for k in ("obs", "act", "rew", "logp", "term",
                                                   "trunc", "valid")}
         for _ in range(self.horizon):
-            obs = torch.as_tensor(obs_NO, dtype=torch.float32)
+            obs = torch.as_tensor(obs_NO, dtype=dtype)
             with torch.no_grad():
                 mean_NA, log_std_NA = _per_task_distribution(policy, params, obs, K, E)
                 act_NA = sample_action(mean_NA, log_std_NA, generator)

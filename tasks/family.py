@@ -9,6 +9,7 @@ batched env as arrays (one array [N] per parameter).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -175,6 +176,12 @@ class TaskFamily:
             raise ValueError("make_vec needs at least one task")
         for task in tasks:
             self.check_task(task)
+        allowed = [name for name, p in inspect.signature(self._make_vec).parameters.items()
+                   if p.kind == inspect.Parameter.KEYWORD_ONLY and name != "seed"]
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ValueError(f"make_vec of {self.name}: unknown options {unknown}; "
+                             f"allowed: {allowed}")
         return self._make_vec(self, tasks, seed=seed, **options)
 
     def make_env(self, task: Task | None = None, **options: Any) -> gymnasium.Env:

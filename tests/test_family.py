@@ -539,6 +539,13 @@ def test_make_vec_rejects_an_out_of_range_task():
         family.make_vec([family.task_type(crippled_leg=5)])
 
 
+def test_make_vec_rejects_an_unknown_option_and_lists_the_allowed_ones():
+    family = tasks.get("cheetah-vel")
+    with pytest.raises(ValueError, match=r"unknown options \['frame_skip'\].*'horizon'.*"
+                                         r"'nthread'"):
+        family.make_vec([family.default_task], frame_skip=2)
+
+
 def test_make_vec_rejects_an_empty_task_list():
     with pytest.raises(ValueError, match="at least one task"):
         tasks.get("cheetah-vel").make_vec([])
