@@ -33,9 +33,11 @@ from fewshot.maml import MAML
 from fewshot.policy import GaussianMLP
 from fewshot.sampler import Sampler
 from fewshot.train import adaptation_batches, derived_seed, train
+from tasks.locomotion.batched import available_cores
 
 # The MAML paper's settings: 20 tasks x 20 episodes, inner lr 0.1, one inner step in
-# training, TRPO with KL bound 0.01, two hidden layers of 100 units.
+# training, TRPO with KL bound 0.01, two hidden layers of 100 units. The meta-update uses
+# every core (run these alone on the machine).
 PRESETS = {
     "point-nav": dict(family="point-nav", iterations=100, eval_steps=2,
                       published={"pre": -40.41, "post_1": -11.68, "post_2": -3.33}),
@@ -48,7 +50,8 @@ PRESETS = {
 def config_for(preset: dict, iterations: int, seed: int) -> TrainConfig:
     return TrainConfig(family=preset["family"], seed=seed, iterations=iterations,
                        meta_batch_size=20, episodes_per_task=20, hidden_sizes=[100, 100],
-                       checkpoint_every=5, maml=MAMLConfig(inner_lr=0.1, max_kl=0.01))
+                       checkpoint_every=5, update_threads=available_cores(),
+                       maml=MAMLConfig(inner_lr=0.1, max_kl=0.01))
 
 
 def evaluate(config: TrainConfig, run_dir: Path, *, steps: int, num_tasks: int,

@@ -27,7 +27,6 @@ from fewshot.maml import MAML
 from fewshot.metrics import MetricsLog
 from fewshot.policy import GaussianMLP
 from fewshot.sampler import Batch, Sampler
-from tasks.locomotion.batched import available_cores
 
 CONFIG = "config.yaml"
 
@@ -161,11 +160,12 @@ def meta_iteration(config: TrainConfig, family: tasks.TaskFamily, sampler: Sampl
         normalize_advantages=config.normalize_advantages)
     sample_seconds = sampler.sample_seconds - seconds_before
     t = time.perf_counter()
-    with torch_threads(config.update_threads or available_cores()):
+    with torch_threads(config.update_threads):
         stats = learner.meta_update(batches[:-1], batches[-1])
     update_seconds = time.perf_counter() - t
     row = {f"return_step{i}": b.mean_return() for i, b in enumerate(batches)}
     row.update({"env_steps_per_s": (sampler.env_steps - steps_before) / sample_seconds,
-                "sample_seconds": sample_seconds, "update_seconds": update_seconds})
+                "sample_seconds": sample_seconds, "update_seconds": update_seconds,
+                "policy_std": float(learner.policy.log_std.detach().exp().mean())})
     row.update(stats)
     return row
