@@ -1,5 +1,6 @@
 """Time one MAML meta-gradient: ours (a loop over tasks, and a torch.func.vmap variant)
-against `higher`, on the same sampled episodes, in one process.
+against `higher`, on the same sampled episodes, in one process; and TRPO's Fisher-vector
+products, ours (J^T H' J) against differentiating the KL's gradient directly.
 
 Run: .venv/bin/python benchmarks/meta_gradient.py [--family cheetah-dir] [--repeats 5]
 Writes benchmarks/results/meta_gradient.json (command, machine, versions, timings, ratios).
@@ -26,7 +27,16 @@ from torch.func import functional_call, grad, vmap
 import tasks
 from fewshot.advantages import with_advantages
 from fewshot.checkpoint import package_versions
-from fewshot.maml import adapt, inner_loss, masked_mean
+from fewshot.config import MAMLConfig
+from fewshot.maml import (
+    MAML,
+    adapt,
+    flat,
+    inner_loss,
+    kl_hessian_vector_product,
+    masked_mean,
+    outer_terms,
+)
 from fewshot.policy import GaussianMLP, log_prob
 from fewshot.sampler import Batch, Sampler
 
@@ -96,6 +106,31 @@ def with_higher(policy: GaussianMLP, pre: Batch, post: Batch) -> list[torch.Tens
     return [p.grad.clone() for p in policy.parameters()]
 
 
+# TRPO's Fisher-vector products: setup plus CG_PRODUCTS products, as in one update.
+CG_PRODUCTS = 11
+
+
+def fisher_products(policy: GaussianMLP, pre: Batch, post: Batch, *, direct: bool
+                    ) -> list[torch.Tensor]:
+    """ours: fewshot.maml.kl_hessian_vector_product (J^T H' J, second order);
+    direct: differentiate the KL's gradient in the meta-parameters (third order)."""
+    learner = MAML(policy=policy, config=MAMLConfig(inner_lr=INNER_LR))
+    old = learner.old_distributions([pre], post)
+    params = list(policy.parameters())
+    adapted = learner.adapt_tasks([pre], differentiable=True)
+    kl = outer_terms(policy, adapted, post, old).kl
+    probes = torch.Generator().manual_seed(0)
+    size = sum(p.numel() for p in params)
+    vectors = [torch.randn(size, generator=probes) for _ in range(CG_PRODUCTS)]
+    if direct:
+        kl_grad = flat(torch.autograd.grad(kl, params, create_graph=True))
+        return [flat(torch.autograd.grad(kl_grad @ v, params, retain_graph=True))
+                for v in vectors]
+    product = kl_hessian_vector_product(kl, [t for p in adapted for t in p.values()], params,
+                                        damping=0.0)
+    return [product(v) for v in vectors]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", default="cheetah-dir")
@@ -122,6 +157,18 @@ def main() -> None:
             start = time.perf_counter()
             fn(policy, pre, post)
             seconds[name].append(time.perf_counter() - start)
+    fvp_methods = {"fvp_ours": False, "fvp_direct": True}
+    fvp_reference = fisher_products(policy, pre, post, direct=True)
+    fvp_ours = fisher_products(policy, pre, post, direct=False)
+    fvp_difference = max(float((a - b).abs().max() / b.abs().max())
+                         for a, b in zip(fvp_ours, fvp_reference, strict=True))
+    for name in fvp_methods:
+        seconds[name] = []
+    for _ in range(args.repeats):
+        for name, direct in fvp_methods.items():
+            start = time.perf_counter()
+            fisher_products(policy, pre, post, direct=direct)
+            seconds[name].append(time.perf_counter() - start)
     median = {name: statistics.median(s) for name, s in seconds.items()}
     result = {
         "command": " ".join([sys.executable, *sys.argv]),
@@ -136,6 +183,11 @@ def main() -> None:
         "max_abs_difference_from_higher": agreement,
         "speedup_vs_higher": {n: median["higher"] / median[n] for n in ("ours_loop",
                                                                           "ours_vmap")},
+        "fisher_vector_products": {
+            "what": f"one TRPO update's worth: setup and {CG_PRODUCTS} products",
+            "median_seconds": {n: median[n] for n in fvp_methods},
+            "speedup_ours_vs_direct": median["fvp_direct"] / median["fvp_ours"],
+            "max_relative_difference": fvp_difference},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
@@ -144,6 +196,10 @@ def main() -> None:
               f"{agreement[name]:.2e}")
     for name, ratio in result["speedup_vs_higher"].items():
         print(f"higher / {name}: {ratio:.2f}x")
+    fvp = result["fisher_vector_products"]
+    print(f"Fisher-vector products ({fvp['what']}): ours {median['fvp_ours']:.3f} s, direct "
+          f"{median['fvp_direct']:.3f} s, {fvp['speedup_ours_vs_direct']:.2f}x; max relative "
+          f"difference {fvp_difference:.1e}")
 
 
 if __name__ == "__main__":

@@ -162,8 +162,10 @@ class MAML:
             return self._trpo_update(pre, post)
         return self._ppo_update(pre, post)
 
-    def _old_distributions(self, pre: Sequence[Batch], post: Batch
-                           ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def old_distributions(self, pre: Sequence[Batch], post: Batch
+                          ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each task's adapted (mean, log_std) on its post-adaptation observations, as
+        constants: the 'old' side of the KL."""
         with torch.no_grad():
             adapted = self.adapt_tasks(pre)
             return [tuple(t.detach() for t in distribution(self.policy, p, post.task(k).obs_TNO))
@@ -174,7 +176,7 @@ class MAML:
         meta = self.meta_parameters()
         names = list(meta)
         theta = torch.nn.utils.parameters_to_vector(meta.values()).detach()
-        old = self._old_distributions(pre, post)
+        old = self.old_distributions(pre, post)
 
         def terms_at(meta_dict: Mapping[str, torch.Tensor], differentiable: bool
                      ) -> tuple[list[Params], OuterTerms]:
@@ -207,7 +209,7 @@ class MAML:
 
     def _ppo_update(self, pre: Sequence[Batch], post: Batch) -> dict[str, float]:
         cfg = self.config
-        old = self._old_distributions(pre, post)
+        old = self.old_distributions(pre, post)
         first = last = None
         for _ in range(cfg.ppo_epochs):
             adapted = self.adapt_tasks(pre, differentiable=True)

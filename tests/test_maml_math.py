@@ -464,7 +464,7 @@ def test_kl_hessian_vector_product_equals_the_direct_hessian(inner_steps, learn_
     pre = [make_batch(340 + i, policy=policy, params=[policy.params()] * 2, obs=2, act=1)
            for i in range(inner_steps)]
     post = make_batch(349, policy=policy, params=learner.adapt_tasks(pre), obs=2, act=1)
-    old = learner._old_distributions(pre, post)
+    old = learner.old_distributions(pre, post)
     meta = learner.meta_parameters()
     params = list(meta.values())
     adapted = learner.adapt_tasks(pre, meta, differentiable=True)
