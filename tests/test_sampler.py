@@ -258,18 +258,22 @@ def test_task_params_change_only_that_tasks_episodes():
 
 # Determinism ------------------------------------------------------------------------------
 
+def two_train_tasks(family):
+    """A 2-task, 2-episode, 5-step sampler with a policy, two train tasks and params."""
+    sampler = make_sampler(family, K=2, E=2, horizon=5)
+    policy = make_policy(sampler)
+    return sampler, policy, family.sample(2, "train", np.random.default_rng(1)), \
+        [policy.params()] * 2
+
+
 @pytest.mark.parametrize("family", [POINT_NAV, CHEETAH], ids=["point-nav", "cheetah-vel"])
 def test_same_params_tasks_and_seed_give_a_bit_identical_batch(family):
-    K = 2
-    sampler = make_sampler(family, K=K, E=2, horizon=5)
-    policy = make_policy(sampler)
-    task_list = family.sample(K, "train", np.random.default_rng(1))
-    params = [policy.params()] * K
+    sampler, policy, task_list, params = two_train_tasks(family)
     first = sampler.sample(policy, params, task_list, seed=11)
     torch.manual_seed(12345)  # the global RNG plays no part
     sampler.sample(policy, params, task_list, seed=12)
     again = sampler.sample(policy, params, task_list, seed=11)
-    fresh = make_sampler(family, K=K, E=2, horizon=5).sample(policy, params, task_list,
+    fresh = make_sampler(family, K=2, E=2, horizon=5).sample(policy, params, task_list,
                                                              seed=11)
     for other in (again, fresh):
         for name in TENSOR_FIELDS:
@@ -279,12 +283,9 @@ def test_same_params_tasks_and_seed_give_a_bit_identical_batch(family):
 
 @pytest.mark.parametrize("family", [POINT_NAV, CHEETAH], ids=["point-nav", "cheetah-vel"])
 def test_a_different_seed_gives_different_actions(family):
-    K = 2
-    sampler = make_sampler(family, K=K, E=2, horizon=5)
-    policy = make_policy(sampler)
-    task_list = family.sample(K, "train", np.random.default_rng(1))
-    a = sampler.sample(policy, [policy.params()] * K, task_list, seed=0)
-    b = sampler.sample(policy, [policy.params()] * K, task_list, seed=1)
+    sampler, policy, task_list, params = two_train_tasks(family)
+    a = sampler.sample(policy, params, task_list, seed=0)
+    b = sampler.sample(policy, params, task_list, seed=1)
     assert (a.act_TNA[0] != b.act_TNA[0]).all()
     if family is CHEETAH:  # the cheetah's reset noise follows the seed too
         assert (a.obs_TNO[0] != b.obs_TNO[0]).any()
