@@ -1,7 +1,9 @@
 """Meta-train MAML on a family with published settings, then measure adaptation on fresh
 tasks: the mean return before adaptation and after each inner step.
 
-Run (each resumes its run folder if one exists, so a long run can continue later):
+Run folders go to benchmarks/runs/ and are committed (checkpoint, metrics: small), so a
+run resumes where it stopped, in this checkout or a later one; pass --iterations to run
+it further. Run (alone on the machine: the meta-update uses every core):
   .venv/bin/python benchmarks/maml_training.py --preset point-nav
   .venv/bin/python benchmarks/maml_training.py --preset cheetah-dir
   .venv/bin/python benchmarks/maml_training.py --preset cheetah-vel
@@ -108,7 +110,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-tasks", type=int, default=40)
-    parser.add_argument("--runs", default="runs/benchmarks")
+    parser.add_argument("--runs", default="benchmarks/runs",
+                        help="run folders; kept in the repository so long runs can resume")
     parser.add_argument("--results", default="benchmarks/results")
     args = parser.parse_args()
     preset = PRESETS[args.preset]
