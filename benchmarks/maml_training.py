@@ -40,6 +40,7 @@ from tasks.locomotion.batched import available_cores
 # The MAML paper's settings: 20 tasks x 20 episodes, inner lr 0.1, one inner step in
 # training, TRPO with KL bound 0.01, two hidden layers of 100 units. The meta-update uses
 # every core (run these alone on the machine).
+PAPER_INNER_LR = 0.1
 PRESETS = {
     "point-nav": dict(family="point-nav", iterations=100, eval_steps=2,
                       published={"pre": -40.41, "post_1": -11.68, "post_2": -3.33}),
@@ -49,11 +50,11 @@ PRESETS = {
 }
 
 
-def config_for(preset: dict, iterations: int, seed: int) -> TrainConfig:
+def config_for(preset: dict, iterations: int, seed: int, inner_lr: float) -> TrainConfig:
     return TrainConfig(family=preset["family"], seed=seed, iterations=iterations,
                        meta_batch_size=20, episodes_per_task=20, hidden_sizes=[100, 100],
                        checkpoint_every=5, update_threads=available_cores(),
-                       maml=MAMLConfig(inner_lr=0.1, max_kl=0.01))
+                       maml=MAMLConfig(inner_lr=inner_lr, max_kl=0.01))
 
 
 def evaluate(config: TrainConfig, run_dir: Path, *, steps: int, num_tasks: int,
@@ -109,6 +110,9 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--inner-lr", type=float, default=PAPER_INNER_LR,
+                        help="inner step size (default: the paper's %(default)s); another "
+                             "value gets its own run folder and result files")
     parser.add_argument("--eval-tasks", type=int, default=40)
     parser.add_argument("--runs", default="benchmarks/runs",
                         help="run folders; kept in the repository so long runs can resume")
@@ -116,8 +120,9 @@ def main() -> None:
     args = parser.parse_args()
     preset = PRESETS[args.preset]
     iterations = args.iterations or preset["iterations"]
-    config = config_for(preset, iterations, args.seed)
-    run_dir = Path(args.runs) / f"maml-{args.preset}-s{args.seed}"
+    config = config_for(preset, iterations, args.seed, args.inner_lr)
+    name = args.preset + ("" if args.inner_lr == PAPER_INNER_LR else f"-lr{args.inner_lr:g}")
+    run_dir = Path(args.runs) / f"maml-{name}-s{args.seed}"
     started = time.perf_counter()
     train(config, run_dir, resume=(run_dir / "checkpoint.pt").exists())
     train_seconds = time.perf_counter() - started
@@ -126,8 +131,8 @@ def main() -> None:
     curve = read_curve(run_dir)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
-    plot(curve, f"MAML-TRPO on {args.preset} (20 tasks x 20 episodes)",
-         results / f"maml_{args.preset}.png")
+    plot(curve, f"MAML-TRPO on {args.preset} (20 tasks x 20 episodes, inner lr "
+         f"{args.inner_lr:g})", results / f"maml_{name}.png")
     report = {
         "command": " ".join([sys.executable, *sys.argv]),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -143,7 +148,7 @@ def main() -> None:
         "published": preset["published"],
         "curve": curve,
     }
-    (results / f"maml_{args.preset}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (results / f"maml_{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: report[k] for k in ("iterations_done", "env_steps",
                                              "train_wall_seconds_total", "evaluation",
                                              "published")}, indent=2))
