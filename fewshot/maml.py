@@ -248,8 +248,8 @@ def kl_hessian_vector_product(kl: torch.Tensor, adapted: Sequence[torch.Tensor],
     where H' is the KL's Hessian in theta'. At old == new the KL is at its minimum, so
     dKL/d theta' = 0 and H = J^T H' J exactly. Computing it that way needs only second
     derivatives through the adaptation, where differentiating the KL's gradient in theta
-    would need third: same numbers, 1.56x faster (benchmarks/meta_gradient.py). J v comes from the
-    double-backward trick (J^T z is linear in z, so d/dz (J^T z . v) = J v).
+    would need third: same numbers, 1.56x faster (benchmarks/meta_gradient.py). J v
+    comes from the double-backward trick (J^T z is linear in z, so d/dz (J^T z . v) = J v).
     """
     adapted = list(adapted)
     probes = [torch.zeros_like(t, requires_grad=True) for t in adapted]
