@@ -7,6 +7,7 @@ import pytest
 import torch
 import yaml
 
+import fewshot.maml as maml_module
 from fewshot import cli
 from fewshot.checkpoint import load_checkpoint
 from fewshot.config import TrainConfig
@@ -108,6 +109,8 @@ def test_resume_without_a_run_folder_or_with_a_corrupt_checkpoint_fails_clearly(
     (["--gamma", "1.5"], "gamma must be in"),
     (["--iterations", "many"], "iterations"),
     (["--no_such_setting", "1"], "no_such_setting"),
+    (["--update_threads", "0"], "update_threads must be an integer >= 1"),
+    (["--maml.line_search_ratio", "1"], "maml.line_search_ratio must be in (0, 1)"),
 ])
 def test_bad_settings_fail_before_any_work_naming_the_field(tmp_path, capsys, args, message):
     out = tmp_path / "run"
@@ -115,6 +118,26 @@ def test_bad_settings_fail_before_any_work_naming_the_field(tmp_path, capsys, ar
         run(tmp_path, "--out", str(out), *args)
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_meta_update_runs_with_update_threads_and_sampling_gets_its_threads_back(
+        tmp_path, monkeypatch):
+    seen = []
+    original = maml_module.MAML.meta_update
+
+    def recording(self, pre, post):
+        seen.append(torch.get_num_threads())
+        return original(self, pre, post)
+
+    monkeypatch.setattr(maml_module.MAML, "meta_update", recording)
+    previous = torch.get_num_threads()
+    try:
+        run(tmp_path, "--iterations", "2", "--update_threads", "2", "--torch_threads", "1",
+            "--out", str(tmp_path / "run"))
+        assert seen == [2, 2]
+        assert torch.get_num_threads() == 1  # the sampling setting, restored after updates
+    finally:
+        torch.set_num_threads(previous)
 
 
 def test_a_config_file_with_an_unknown_key_or_wrong_type_is_refused(tmp_path, capsys):
