@@ -146,7 +146,6 @@ class Sampler:
                      valid_TN=stack["valid"], task_N=torch.arange(K).repeat_interleave(E),
                      tasks=list(tasks), episodes_per_task=E)
 
-
     def env_actions(self, act_NA: torch.Tensor) -> torch.Tensor:
         """The policy's normalised actions mapped onto the env's action box."""
         return self.action_center + self.action_half_range * act_NA
