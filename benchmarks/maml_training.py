@@ -31,16 +31,15 @@ import numpy as np
 import tasks
 from fewshot.checkpoint import load_checkpoint, package_versions
 from fewshot.config import MAMLConfig, TrainConfig
-from fewshot.maml import MAML
-from fewshot.policy import GaussianMLP
 from fewshot.sampler import Sampler
-from fewshot.train import adaptation_batches, derived_seed, train
+from fewshot.train import adaptation_batches, build_learner, derived_seed, train
 from tasks.locomotion.batched import available_cores
 
 # The MAML paper's settings: 20 tasks x 20 episodes, inner lr 0.1, one inner step in
 # training, TRPO with KL bound 0.01, two hidden layers of 100 units. The meta-update uses
 # every core (run these alone on the machine).
 PAPER_INNER_LR = 0.1
+PAPER_META_BATCH = 20
 PRESETS = {
     "point-nav": dict(family="point-nav", iterations=100, eval_steps=2,
                       published={"pre": -40.41, "post_1": -11.68, "post_2": -3.33}),
@@ -50,11 +49,25 @@ PRESETS = {
 }
 
 
-def config_for(preset: dict, iterations: int, seed: int, inner_lr: float) -> TrainConfig:
-    return TrainConfig(family=preset["family"], seed=seed, iterations=iterations,
-                       meta_batch_size=20, episodes_per_task=20, hidden_sizes=[100, 100],
+def config_for(preset: dict, args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(family=preset["family"], seed=args.seed,
+                       iterations=args.iterations or preset["iterations"],
+                       meta_batch_size=args.meta_batch, episodes_per_task=20,
+                       hidden_sizes=[100, 100], activation=args.activation,
                        checkpoint_every=5, update_threads=available_cores(),
-                       maml=MAMLConfig(inner_lr=inner_lr, max_kl=0.01))
+                       maml=MAMLConfig(inner_lr=args.inner_lr, max_kl=0.01))
+
+
+def run_name(args: argparse.Namespace) -> str:
+    """The preset's name, plus a suffix for each setting that differs from the paper's."""
+    name = args.preset
+    if args.inner_lr != PAPER_INNER_LR:
+        name += f"-lr{args.inner_lr:g}"
+    if args.meta_batch != PAPER_META_BATCH:
+        name += f"-mb{args.meta_batch}"
+    if args.activation != "tanh":
+        name += f"-{args.activation}"
+    return name
 
 
 def evaluate(config: TrainConfig, run_dir: Path, *, steps: int, num_tasks: int,
@@ -63,9 +76,7 @@ def evaluate(config: TrainConfig, run_dir: Path, *, steps: int, num_tasks: int,
     family = tasks.get(config.family)
     sampler = Sampler(family=family, num_tasks=num_tasks,
                       episodes_per_task=config.episodes_per_task)
-    policy = GaussianMLP(obs_size=sampler.obs_size, action_size=sampler.action_size,
-                         hidden_sizes=config.hidden_sizes)
-    learner = MAML(policy=policy, config=config.maml)
+    learner = build_learner(config, sampler)
     learner.load_state_dict(load_checkpoint(run_dir)["learner"])
     task_list = family.sample(num_tasks, "test-id", np.random.default_rng([seed, 7]))
     batches = adaptation_batches(
@@ -113,15 +124,18 @@ def main() -> None:
     parser.add_argument("--inner-lr", type=float, default=PAPER_INNER_LR,
                         help="inner step size (default: the paper's %(default)s); another "
                              "value gets its own run folder and result files")
+    parser.add_argument("--meta-batch", type=int, default=PAPER_META_BATCH,
+                        help="tasks per meta-iteration (default: the paper's %(default)s)")
+    parser.add_argument("--activation", choices=["tanh", "relu"], default="tanh",
+                        help="hidden nonlinearity (the MAML paper's point-nav policy: relu)")
     parser.add_argument("--eval-tasks", type=int, default=40)
     parser.add_argument("--runs", default="benchmarks/runs",
                         help="run folders; kept in the repository so long runs can resume")
     parser.add_argument("--results", default="benchmarks/results")
     args = parser.parse_args()
     preset = PRESETS[args.preset]
-    iterations = args.iterations or preset["iterations"]
-    config = config_for(preset, iterations, args.seed, args.inner_lr)
-    name = args.preset + ("" if args.inner_lr == PAPER_INNER_LR else f"-lr{args.inner_lr:g}")
+    config = config_for(preset, args)
+    name = run_name(args)
     run_dir = Path(args.runs) / f"maml-{name}-s{args.seed}"
     started = time.perf_counter()
     train(config, run_dir, resume=(run_dir / "checkpoint.pt").exists())
@@ -131,8 +145,8 @@ def main() -> None:
     curve = read_curve(run_dir)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
-    plot(curve, f"MAML-TRPO on {args.preset} (20 tasks x 20 episodes, inner lr "
-         f"{args.inner_lr:g})", results / f"maml_{name}.png")
+    plot(curve, f"MAML-TRPO on {args.preset} ({args.meta_batch} tasks x 20 episodes, "
+         f"inner lr {args.inner_lr:g}, {args.activation})", results / f"maml_{name}.png")
     report = {
         "command": " ".join([sys.executable, *sys.argv]),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import tasks
+from fewshot.policy import ACTIVATIONS
 
 ALGOS = ("maml",)
 OUTER_OPTIMIZERS = ("trpo", "ppo")
@@ -91,7 +92,9 @@ class TrainConfig:
     horizon: int | None = None
     """Steps per episode (default: the family's)."""
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64])
-    """Widths of the policy's tanh hidden layers."""
+    """Widths of the policy's hidden layers."""
+    activation: str = "tanh"
+    """Hidden-layer nonlinearity: tanh, or relu (the MAML paper's point-nav policy)."""
     init_log_std: float = 0.0
     """Initial log standard deviation of the Gaussian policy."""
     gamma: float = 0.99
@@ -125,6 +128,8 @@ class TrainConfig:
                  "an integer >= 1 or null", self.horizon)
         _require(len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes),
                  "hidden_sizes", "a non-empty list of integers >= 1", self.hidden_sizes)
+        _require(self.activation in ACTIVATIONS, "activation", f"one of {sorted(ACTIVATIONS)}",
+                 self.activation)
         _require(0 < self.gamma <= 1, "gamma", "in (0, 1]", self.gamma)
         _require(0 <= self.gae_lambda <= 1, "gae_lambda", "in [0, 1]", self.gae_lambda)
         _require(self.torch_threads >= 1, "torch_threads", "an integer >= 1",

@@ -18,21 +18,27 @@ Params = dict[str, torch.Tensor]
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
 
 class GaussianMLP(nn.Module):
-    """a ~ N(mean(obs), diag(exp(log_std))^2): tanh hidden layers, a linear mean head and a
-    state-independent learnable log-std, one per action dimension."""
+    """a ~ N(mean(obs), diag(exp(log_std))^2): tanh (or ReLU) hidden layers, a linear mean
+    head and a state-independent learnable log-std, one per action dimension."""
 
     def __init__(self, *, obs_size: int, action_size: int,
-                 hidden_sizes: Sequence[int] = (64, 64), init_log_std: float = 0.0) -> None:
+                 hidden_sizes: Sequence[int] = (64, 64), init_log_std: float = 0.0,
+                 activation: str = "tanh") -> None:
         super().__init__()
         if obs_size < 1 or action_size < 1 or any(h < 1 for h in hidden_sizes):
             raise ValueError(f"GaussianMLP: sizes must be >= 1, got obs_size={obs_size}, "
                              f"action_size={action_size}, hidden_sizes={list(hidden_sizes)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"GaussianMLP: activation must be one of {sorted(ACTIVATIONS)}, "
+                             f"got {activation!r}")
         layers: list[nn.Module] = []
         width = obs_size
         for hidden in hidden_sizes:
-            layers += [nn.Linear(width, hidden), nn.Tanh()]
+            layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
             width = hidden
         layers.append(nn.Linear(width, action_size))
         self.mean = nn.Sequential(*layers)

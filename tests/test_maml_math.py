@@ -155,6 +155,18 @@ def test_gaussian_mlp_rejects_non_positive_sizes(sizes):
         GaussianMLP(**sizes)
 
 
+def test_gaussian_mlp_uses_the_chosen_hidden_activation():
+    torch.manual_seed(0)
+    relu = GaussianMLP(obs_size=3, action_size=2, hidden_sizes=(8,), activation="relu")
+    obs = torch.randn(5, 3)
+    hidden = torch.relu(relu.mean[0](obs))
+    torch.testing.assert_close(relu(obs)[0], relu.mean[2](hidden))
+    tanh = GaussianMLP(obs_size=3, action_size=2, hidden_sizes=(8,))
+    torch.testing.assert_close(tanh(obs)[0], tanh.mean[2](torch.tanh(tanh.mean[0](obs))))
+    with pytest.raises(ValueError, match="activation must be one of"):
+        GaussianMLP(obs_size=3, action_size=2, activation="sigmoid")
+
+
 # Meta-gradients ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("inner_steps", [1, 2])

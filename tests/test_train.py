@@ -111,6 +111,7 @@ def test_resume_without_a_run_folder_or_with_a_corrupt_checkpoint_fails_clearly(
     (["--no_such_setting", "1"], "no_such_setting"),
     (["--update_threads", "0"], "update_threads must be an integer >= 1"),
     (["--maml.line_search_ratio", "1"], "maml.line_search_ratio must be in (0, 1)"),
+    (["--activation", "sigmoid"], "activation must be one of ['relu', 'tanh']"),
 ])
 def test_bad_settings_fail_before_any_work_naming_the_field(tmp_path, capsys, args, message):
     out = tmp_path / "run"
