@@ -18,6 +18,7 @@ setup(
         "tqdm==4.70.1",
         "tensorboard==2.21.0",
         "matplotlib==3.11.2",
+        "scipy==1.17.1",
     ],
     extras_require={
         "test": [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,20 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def publish_dir(finished: Path, final: Path) -> None:
+    """Move a finished folder to `final`, replacing any older one there. Readers see the
+    old folder or the new one, never a half-written one (while the two renames run,
+    `final` is briefly absent)."""
+    finished, final = Path(finished), Path(final)
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+        os.replace(finished, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(finished, final)
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:

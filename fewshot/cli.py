@@ -86,6 +86,43 @@ def train_command(argv: list[str]) -> int:
     return 0
 
 
+def evaluate_command(args: argparse.Namespace) -> int:
+    from fewshot.evaluation import evaluate_run
+    from fewshot.harness import EvaluationSettings
+
+    try:
+        settings = EvaluationSettings(splits=tuple(args.splits), episodes=args.episodes,
+                                      tasks=args.tasks, trials=args.trials,
+                                      seed=args.eval_seed)
+        out = evaluate_run(Path(args.run_dir), settings, learner=args.learner,
+                           episodes_per_step=args.episodes_per_step, label=args.label,
+                           out=args.out, progress=not args.no_progress)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"fewshot evaluate: {error}") from error
+    print((out / "report.md").read_text())
+    print(f"evaluation folder: {out}")
+    return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    from fewshot.evaluation import compare
+
+    try:
+        out = compare([Path(p) for p in args.evaluations], Path(args.out))
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"fewshot compare: {error}") from error
+    print((out / "report.md").read_text())
+    print(f"comparison folder: {out}")
+    return 0
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -110,6 +147,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("train", help="meta-train a learner (fewshot train --help)",
                         add_help=False)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score a run: return after k = 0..K episodes on ID and OOD tasks",
+        description="Score a run's learner (or a reference learner on its family) on frozen "
+        "task sets; writes records, summary.json, report.md and adaptation-curves.png.")
+    evaluate.add_argument("run_dir", help="a run folder made by `fewshot train`")
+    evaluate.add_argument("--splits", nargs="+", default=["test-id", "test-ood"],
+                          help="splits to score (default: test-id test-ood)")
+    evaluate.add_argument("--episodes", type=non_negative_int, default=3, metavar="K",
+                          help="episodes seen: the curve runs k = 0..K (default: 3)")
+    evaluate.add_argument("--tasks", type=positive_int, default=20, metavar="M",
+                          help="tasks per split (default: 20)")
+    evaluate.add_argument("--trials", type=positive_int, default=5,
+                          help="evaluation episodes per task and k (default: 5)")
+    evaluate.add_argument("--eval-seed", type=int, default=0,
+                          help="seed of the frozen task sets and the noise (default: 0)")
+    evaluate.add_argument("--learner", choices=["trained", "non-adaptive", "random", "oracle"],
+                          default="trained",
+                          help="the run's learner (default), its policy never adapted, the "
+                          "random policy, or the scripted oracle told the task")
+    evaluate.add_argument("--episodes-per-step", type=positive_int, default=None,
+                          help="MAML: one inner step after every this many episodes (default: "
+                          "the run's episodes_per_task)")
+    evaluate.add_argument("--label", default=None,
+                          help="learner name in records (default: the run folder's name "
+                          "without its -s<seed>)")
+    evaluate.add_argument("--out", default=None,
+                          help="evaluation folder (default: RUN_DIR/evaluation[-LEARNER])")
+    evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    evaluate.set_defaults(run=evaluate_command)
+
+    compare = commands.add_parser(
+        "compare", help="put several evaluations side by side, with paired statistics")
+    compare.add_argument("evaluations", nargs="+",
+                         help="evaluation folders, or run folders (their evaluation/)")
+    compare.add_argument("--out", required=True, help="folder for the comparison")
+    compare.set_defaults(run=compare_command)
     return parser
 
 

@@ -30,6 +30,7 @@ class Batch:
     terminated_TN: torch.Tensor
     truncated_TN: torch.Tensor
     valid_TN: torch.Tensor       # the step belongs to the episode (not after its end)
+    diverged_TN: torch.Tensor    # the physics blew up at this step (it also terminates)
     task_N: torch.Tensor         # index of the task in `tasks`
     tasks: list[Any]
     episodes_per_task: int
@@ -46,6 +47,14 @@ class Batch:
     def mean_return(self) -> float:
         return float(self.episode_returns().mean())
 
+    def episode_lengths(self) -> torch.Tensor:
+        """Steps in each episode, [N]."""
+        return self.valid_TN.sum(0)
+
+    def episode_flag(self, flags_TN: torch.Tensor) -> torch.Tensor:
+        """Whether each episode's flag (terminated_TN, diverged_TN, ...) was raised, [N]."""
+        return (flags_TN & self.valid_TN).any(0)
+
     def task(self, k: int) -> Batch:
         """The E episodes of task k, as a Batch with K = 1."""
         cols = slice(k * self.episodes_per_task, (k + 1) * self.episodes_per_task)
@@ -54,7 +63,8 @@ class Batch:
                        rew_TN=self.rew_TN[:, cols], logp_TN=self.logp_TN[:, cols],
                        terminated_TN=self.terminated_TN[:, cols],
                        truncated_TN=self.truncated_TN[:, cols],
-                       valid_TN=self.valid_TN[:, cols], task_N=self.task_N[cols],
+                       valid_TN=self.valid_TN[:, cols], diverged_TN=self.diverged_TN[:, cols],
+                       task_N=self.task_N[cols],
                        tasks=[self.tasks[k]], adv_TN=adv)
 
 
@@ -120,19 +130,19 @@ class Sampler:
         dtype = next(policy.parameters()).dtype
         alive_N = np.ones(K * E, dtype=bool)
         steps: dict[str, list] = {k: [] for k in ("obs", "act", "rew", "logp", "term",
-                                                  "trunc", "valid")}
+                                                  "trunc", "valid", "diverged")}
         for _ in range(self.horizon):
             obs = torch.as_tensor(obs_NO, dtype=dtype)
             with torch.no_grad():
                 mean_NA, log_std_NA = _per_task_distribution(policy, params, obs, K, E)
                 act_NA = sample_action(mean_NA, log_std_NA, generator)
                 logp_N = log_prob(mean_NA, log_std_NA, act_NA)
-            next_obs_NO, rew_N, term_N, trunc_N, _ = self.envs.step(
+            next_obs_NO, rew_N, term_N, trunc_N, info = self.envs.step(
                 self.env_actions(act_NA).numpy())
             self.env_steps += int(alive_N.sum())
             for key, value in (("obs", obs), ("act", act_NA), ("rew", rew_N),
                                ("logp", logp_N), ("term", term_N), ("trunc", trunc_N),
-                               ("valid", alive_N.copy())):
+                               ("valid", alive_N.copy()), ("diverged", info["diverged"])):
                 steps[key].append(torch.as_tensor(value))
             alive_N &= ~(term_N | trunc_N)
             obs_NO = next_obs_NO
@@ -143,7 +153,8 @@ class Sampler:
         return Batch(obs_TNO=stack["obs"], act_TNA=stack["act"],
                      rew_TN=stack["rew"].float(), logp_TN=stack["logp"],
                      terminated_TN=stack["term"], truncated_TN=stack["trunc"],
-                     valid_TN=stack["valid"], task_N=torch.arange(K).repeat_interleave(E),
+                     valid_TN=stack["valid"], diverged_TN=stack["diverged"],
+                     task_N=torch.arange(K).repeat_interleave(E),
                      tasks=list(tasks), episodes_per_task=E)
 
     def env_actions(self, act_NA: torch.Tensor) -> torch.Tensor:

@@ -82,7 +82,7 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False,
     K, E = config.meta_batch_size, config.episodes_per_task
     sampler = Sampler(family=family, num_tasks=K, episodes_per_task=E,
                       horizon=config.horizon, nthread=config.nthread)
-    learner = build_learner(config, sampler)
+    learner = build_learner(config, obs_size=sampler.obs_size, action_size=sampler.action_size)
     start = 0
     if resume:
         state = load_checkpoint(out)
@@ -113,10 +113,10 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False,
     return learner
 
 
-def build_learner(config: TrainConfig, sampler: Sampler) -> MAML:
+def build_learner(config: TrainConfig, *, obs_size: int, action_size: int) -> MAML:
     """The learner `config` describes, with its initial weights (fixed by the seed)."""
     torch.manual_seed(derived_seed(config.seed, 0xF00D))  # initial weights only
-    policy = GaussianMLP(obs_size=sampler.obs_size, action_size=sampler.action_size,
+    policy = GaussianMLP(obs_size=obs_size, action_size=action_size,
                          hidden_sizes=config.hidden_sizes, init_log_std=config.init_log_std,
                          activation=config.activation)
     return MAML(policy=policy, config=config.maml)

@@ -52,6 +52,7 @@ def make_batch(seed: int, *, K: int = 2, E: int = 3, T: int = 5, obs: int = 3, a
                  rew_TN=torch.randn(T, N, generator=gen, dtype=F64) * valid_TN,
                  logp_TN=logp_TN, terminated_TN=last_TN & (lengths < T)[None, :],
                  truncated_TN=last_TN & (lengths == T)[None, :], valid_TN=valid_TN,
+                 diverged_TN=torch.zeros(T, N, dtype=torch.bool),
                  task_N=torch.arange(K).repeat_interleave(E), tasks=[object() for _ in range(K)],
                  episodes_per_task=E,
                  adv_TN=torch.randn(T, N, generator=gen, dtype=F64) * valid_TN)

@@ -1,0 +1,156 @@
+"""From records to what a researcher reads: summary statistics, a Markdown table and the
+adaptation-curve figure. Nothing here runs a policy; everything comes from records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never opens a window
+import matplotlib.pyplot as plt
+import numpy as np
+
+from fewshot import stats
+from fewshot.records import Records
+
+SPLIT_STYLE = {"train": "tab:gray", "test-id": "tab:blue", "test-ood": "tab:red"}
+
+
+def curve(records: Records, split: str) -> list[dict[str, Any]]:
+    """One entry per k: mean and IQM of the task scores with their intervals."""
+    rows = records.where(split=split)
+    points = []
+    for k in sorted(rows.unique("k")):
+        strata = list(rows.where(k=k).task_scores().values())
+        points.append({"k": int(k), "runs": len(strata), "tasks": int(strata[0].size),
+                       "mean": stats.estimate(strata, stats.mean, seed=k).as_dict(),
+                       "iqm": stats.estimate(strata, stats.iqm, seed=k).as_dict(),
+                       "per_run_mean": stats.per_run(strata)})
+    return points
+
+
+def adaptation_gain(records: Records, split: str) -> dict[str, Any]:
+    """R(K) - R(0) per task, averaged, with its interval."""
+    rows = records.where(split=split)
+    last = max(rows.unique("k"))
+    before = rows.where(k=0).task_scores()
+    after = rows.where(k=last).task_scores()
+    strata = [after[run] - before[run] for run in before]
+    return {"k": int(last), **stats.estimate(strata, stats.mean).as_dict()}
+
+
+def generalization_gap(records: Records) -> list[dict[str, Any]]:
+    """mean R(k) on test-id minus on test-ood, at each k."""
+    ks = sorted(records.unique("k"))
+    gap = []
+    for k in ks:
+        rows = records.where(k=k)
+        in_dist = list(rows.where(split="test-id").task_scores().values())
+        out_dist = list(rows.where(split="test-ood").task_scores().values())
+        gap.append({"k": int(k), **stats.difference(in_dist, out_dist, seed=k).as_dict()})
+    return gap
+
+
+def summarize(records: Records) -> dict[str, Any]:
+    """Everything summary.json holds, for each learner in the records."""
+    summary: dict[str, Any] = {}
+    for learner in records.unique("learner"):
+        rows = records.where(learner=learner)
+        splits = rows.unique("split")
+        entry: dict[str, Any] = {
+            "runs": rows.unique("run"),
+            "episodes": len(rows),
+            "diverged_fraction": float(rows["diverged"].mean()),
+            "splits": {split: {"curve": curve(rows, split),
+                               "adaptation_gain": adaptation_gain(rows, split)}
+                       for split in splits}}
+        if {"test-id", "test-ood"} <= set(splits):
+            entry["generalization_gap"] = generalization_gap(rows)
+        summary[learner] = entry
+    return summary
+
+
+def _interval(e: dict[str, float]) -> str:
+    return f"{e['value']:.1f} [{e['low']:.1f}, {e['high']:.1f}]"
+
+
+def markdown_table(summary: dict[str, Any]) -> str:
+    """Mean return [95% CI] and IQM at each k, per learner and split, with the
+    generalization gap (test-id minus test-ood) when both were scored."""
+    lines = []
+    for learner, entry in summary.items():
+        splits = list(entry["splits"])
+        gaps = {g["k"]: g for g in entry.get("generalization_gap", [])}
+        header = "| k | " + " | ".join(f"{s} mean [95% CI] | {s} IQM" for s in splits)
+        header += " | gap, ID - OOD [95% CI] |" if gaps else " |"
+        lines += [f"### {learner}", "", header,
+                  "|---|" + "---|---|" * len(splits) + ("---|" if gaps else "")]
+        points = {s: {p["k"]: p for p in entry["splits"][s]["curve"]} for s in splits}
+        for k in sorted(points[splits[0]]):
+            cells = [f"{_interval(points[s][k]['mean'])} | {points[s][k]['iqm']['value']:.1f}"
+                     for s in splits]
+            if gaps:
+                cells.append(_interval(gaps[k]))
+            lines.append(f"| {k} | " + " | ".join(cells) + " |")
+        lines.append("")
+        for split in splits:
+            gain = entry["splits"][split]["adaptation_gain"]
+            lines.append(f"- adaptation gain on {split}, R({gain['k']}) - R(0): "
+                         f"{_interval(gain)}")
+        runs = entry["runs"]
+        lines += [f"- {len(runs)} run(s): {', '.join(runs)}; {entry['episodes']} episodes, "
+                  f"{100 * entry['diverged_fraction']:.1f}% diverged", ""]
+    return "\n".join(lines)
+
+
+def improvement_table(rows: list[dict[str, Any]]) -> str:
+    """P(A > B) on paired tasks at each k, with 95% CIs."""
+    lines = ["### Probability of improvement, P(A > B) on the same tasks", "",
+             "| A | B | split | k | P(A > B) [95% CI] |", "|---|---|---|---|---|"]
+    lines += [f"| {r['a']} | {r['b']} | {r['split']} | {r['k']} | {r['value']:.2f} "
+              f"[{r['low']:.2f}, {r['high']:.2f}] |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def how_to_read() -> str:
+    return ("R(k) is the return of the episode a learner runs on a task after seeing k "
+            "episodes of it; k = 0 is zero-shot. A task's score is the mean over its "
+            "evaluation episodes; the table gives the mean (and interquartile mean) of task "
+            "scores, with 95% stratified bootstrap intervals over tasks within each run.")
+
+
+def plot_curves(summary: dict[str, Any], path: Path, *, title: str) -> None:
+    """Mean return against k with 95% CI bands: one panel per split, one line per learner
+    (or, for a single learner, ID and OOD in one panel)."""
+    single = len(summary) == 1
+    splits = sorted({s for e in summary.values() for s in e["splits"]},
+                    key=lambda s: list(SPLIT_STYLE).index(s) if s in SPLIT_STYLE else 99)
+    panels = [None] if single else splits
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False,
+                             sharey=True)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for learner, entry in summary.items():
+            for split, data in entry["splits"].items():
+                if panel is not None and split != panel:
+                    continue
+                k = np.array([p["k"] for p in data["curve"]])
+                mean = np.array([p["mean"]["value"] for p in data["curve"]])
+                low = np.array([p["mean"]["low"] for p in data["curve"]])
+                high = np.array([p["mean"]["high"] for p in data["curve"]])
+                label = split if single else learner
+                color = SPLIT_STYLE.get(split) if single else None
+                line, = ax.plot(k, mean, marker="o", label=label, color=color)
+                ax.fill_between(k, low, high, alpha=0.2, color=line.get_color())
+        ax.set_xlabel("episodes seen, k")
+        ax.set_title(title if single else panel)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0][0].set_ylabel("return of the next episode (mean, 95% CI)")
+    if not single:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

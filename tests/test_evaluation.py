@@ -1,0 +1,135 @@
+"""fewshot evaluate and fewshot compare end to end on a tiny run folder, and their errors."""
+
+import json
+import shutil
+
+import pytest
+
+import fewshot.report as report_module
+from fewshot import cli
+from fewshot.records import Records
+
+TRAIN = ["train", "--family", "point-nav", "--iterations", "2", "--meta_batch_size", "2",
+         "--episodes_per_task", "2", "--horizon", "15", "--hidden_sizes", "[8]",
+         "--no-progress"]
+SMALL = ["--episodes", "2", "--tasks", "3", "--trials", "2", "--no-progress"]
+FILES = ("records.csv", "tasks.json", "summary.json", "report.md", "adaptation-curves.png")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "maml-point-nav-s0"
+    assert cli.main([*TRAIN, "--out", str(out)]) == 0
+    return out
+
+
+def fresh_copy(run_dir, tmp_path):
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    return copy
+
+
+def test_evaluate_writes_records_summary_report_and_figure(run_dir, tmp_path, capsys):
+    run = fresh_copy(run_dir, tmp_path)
+    assert cli.main(["evaluate", str(run), *SMALL]) == 0
+    folder = run / "evaluation"
+    assert all((folder / name).is_file() for name in FILES)
+    records = Records.read_csv(folder / "records.csv")
+    assert len(records) == 2 * 3 * 2 * 3  # splits x tasks x trials x (K + 1)
+    assert set(records["learner"]) == {"maml-point-nav"}  # the folder name minus -s0
+    summary = json.loads((folder / "summary.json").read_text())
+    entry = summary["learners"]["maml-point-nav"]
+    assert [p["k"] for p in entry["splits"]["test-id"]["curve"]] == [0, 1, 2]
+    assert {"mean", "iqm"} <= set(entry["splits"]["test-ood"]["curve"][0])
+    assert len(entry["generalization_gap"]) == 3
+    assert summary["info"]["episodes_per_step"] == 2  # the run's episodes_per_task
+    frozen = json.loads((folder / "tasks.json").read_text())
+    assert len(frozen["splits"]["test-id"]) == 3
+    printed = capsys.readouterr().out
+    assert "| k | test-id mean [95% CI]" in printed and "adaptation gain" in printed
+    assert not list(run.glob(".evaluation*"))
+
+
+def test_reference_learners_and_compare_side_by_side(run_dir, tmp_path, capsys):
+    run = fresh_copy(run_dir, tmp_path)
+    for learner in ("trained", "oracle", "random", "non-adaptive"):
+        assert cli.main(["evaluate", str(run), *SMALL, "--learner", learner]) == 0
+    assert (run / "evaluation-oracle" / "records.csv").is_file()
+    out = tmp_path / "comparison"
+    assert cli.main(["compare", str(run), str(run / "evaluation-oracle"),
+                     str(run / "evaluation-random"), "--out", str(out)]) == 0
+    assert all((out / name).is_file() for name in FILES)
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["learners"]) == ["maml-point-nav", "oracle", "random"]
+    oracle_vs_random = [r for r in summary["probability_of_improvement"]
+                        if r["a"] == "oracle" and r["b"] == "random"]
+    assert len(oracle_vs_random) == 2 * 3  # splits x k
+    assert all(r["value"] > 0.9 for r in oracle_vs_random)
+    assert "Probability of improvement" in capsys.readouterr().out
+
+
+def test_compare_refuses_evaluations_on_different_tasks(run_dir, tmp_path):
+    run = fresh_copy(run_dir, tmp_path)
+    assert cli.main(["evaluate", str(run), *SMALL]) == 0
+    assert cli.main(["evaluate", str(run), *SMALL, "--learner", "oracle",
+                     "--eval-seed", "1"]) == 0
+    with pytest.raises(SystemExit, match="different tasks"):
+        cli.main(["compare", str(run), str(run / "evaluation-oracle"),
+                  "--out", str(tmp_path / "c")])
+    with pytest.raises(SystemExit, match="no evaluation"):
+        cli.main(["compare", str(run), str(tmp_path), "--out", str(tmp_path / "c")])
+    with pytest.raises(SystemExit, match="same learner and run"):
+        cli.main(["compare", str(run), str(run / "evaluation"), "--out", str(tmp_path / "c")])
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="is not a run folder"):
+        cli.main(["evaluate", str(tmp_path), *SMALL])
+    assert not (tmp_path / "evaluation").exists()
+
+
+def test_a_missing_or_corrupt_checkpoint_is_refused(run_dir, tmp_path):
+    run = fresh_copy(run_dir, tmp_path)
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="corrupt"):
+        cli.main(["evaluate", str(run), *SMALL])
+    (run / "checkpoint.pt").unlink()
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        cli.main(["evaluate", str(run), *SMALL])
+    assert not (run / "evaluation").exists()
+
+
+def test_an_undeclared_split_or_negative_k_is_refused(run_dir, tmp_path, capsys):
+    run = fresh_copy(run_dir, tmp_path)
+    with pytest.raises(SystemExit, match="does not declare the splits \\['test-far'\\]"):
+        cli.main(["evaluate", str(run), "--splits", "test-far", *SMALL])
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", str(run), *SMALL, "--episodes", "-1"])
+    assert "--episodes: must be an integer >= 0" in capsys.readouterr().err
+    assert not (run / "evaluation").exists()
+
+
+def test_the_oracle_is_refused_on_a_family_without_one(tmp_path):
+    run = tmp_path / "cheetah"
+    assert cli.main(["train", "--family", "cheetah-vel", "--iterations", "1",
+                     "--meta_batch_size", "1", "--episodes_per_task", "1", "--horizon", "5",
+                     "--hidden_sizes", "[4]", "--no-progress", "--out", str(run)]) == 0
+    with pytest.raises(SystemExit, match="no scripted oracle for family 'cheetah-vel'"):
+        cli.main(["evaluate", str(run), *SMALL, "--learner", "oracle"])
+    assert not (run / "evaluation-oracle").exists()
+
+
+def test_a_failed_evaluation_leaves_no_partial_results_and_keeps_the_old_ones(
+        run_dir, tmp_path, monkeypatch):
+    run = fresh_copy(run_dir, tmp_path)
+    assert cli.main(["evaluate", str(run), *SMALL]) == 0
+    old = (run / "evaluation" / "records.csv").read_text()
+
+    def broken_plot(*args, **kwargs):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(report_module, "plot_curves", broken_plot)
+    with pytest.raises(RuntimeError, match="disk full"):
+        cli.main(["evaluate", str(run), *SMALL, "--eval-seed", "5"])
+    assert (run / "evaluation" / "records.csv").read_text() == old
+    assert not list(run.glob(".evaluation*"))
