@@ -106,12 +106,29 @@ def markdown_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def headline_table(summary: dict[str, Any]) -> str:
+    """Per learner and split: zero-shot R(0) and R(K) after K episodes, with 95% CIs."""
+    splits = list(next(iter(summary.values()))["splits"])
+    last = max(p["k"] for p in next(iter(summary.values()))["splits"][splits[0]]["curve"])
+    header = "| learner | " + " | ".join(f"{s} R(0) | {s} R({last})" for s in splits) + " |"
+    lines = [header, "|---|" + "---|---|" * len(splits)]
+    for learner, entry in summary.items():
+        cells = []
+        for split in splits:
+            points = {p["k"]: p for p in entry["splits"][split]["curve"]}
+            cells += [_interval(points[0]["mean"]), _interval(points[last]["mean"])]
+        lines.append(f"| {learner} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def improvement_table(rows: list[dict[str, Any]]) -> str:
-    """P(A > B) on paired tasks at each k, with 95% CIs."""
+    """P(A > B) on paired tasks, zero-shot and at the last k, with 95% CIs (summary.json
+    has every k)."""
     lines = ["### Probability of improvement, P(A > B) on the same tasks", "",
              "| A | B | split | k | P(A > B) [95% CI] |", "|---|---|---|---|---|"]
+    ends = {min(r["k"] for r in rows), max(r["k"] for r in rows)}
     lines += [f"| {r['a']} | {r['b']} | {r['split']} | {r['k']} | {r['value']:.2f} "
-              f"[{r['low']:.2f}, {r['high']:.2f}] |" for r in rows]
+              f"[{r['low']:.2f}, {r['high']:.2f}] |" for r in rows if r["k"] in ends]
     return "\n".join(lines) + "\n"
 
 

@@ -133,3 +133,18 @@ def test_a_failed_evaluation_leaves_no_partial_results_and_keeps_the_old_ones(
         cli.main(["evaluate", str(run), *SMALL, "--eval-seed", "5"])
     assert (run / "evaluation" / "records.csv").read_text() == old
     assert not list(run.glob(".evaluation*"))
+
+
+def test_the_demo_trains_evaluates_four_learners_and_compares_them(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--iterations", "1", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "| learner | test-id R(0) | test-id R(20) |" in printed
+    summary = json.loads((out / "comparison" / "summary.json").read_text())
+    assert list(summary["learners"]) == ["maml-point-nav", "maml-point-nav-non-adaptive",
+                                         "oracle", "random"]
+    assert (out / "comparison" / "adaptation-curves.png").is_file()
+    # run again: the finished run is kept (resumed, nothing to do), results rewritten
+    assert cli.main(["demo", "--iterations", "1", "--out", str(out), "--no-progress"]) == 0
+    metrics = (out / "maml-point-nav-s0" / "metrics.csv").read_text().splitlines()
+    assert len(metrics) == 2  # header and the one iteration, not trained twice
