@@ -6,6 +6,7 @@ import math
 import time
 from dataclasses import dataclass
 
+import gymnasium
 import numpy as np
 
 import tasks
@@ -41,8 +42,11 @@ def random_episode_returns(family: tasks.TaskFamily, task_list: list, *,
     alive = np.ones(envs.num_envs, dtype=bool)
     start = time.perf_counter()
     for _ in range(family.horizon):
-        actions = rng.uniform(space.low, space.high,
-                              (envs.num_envs, *space.shape)).astype(np.float32)
+        if isinstance(space, gymnasium.spaces.Discrete):
+            actions = rng.integers(0, space.n, envs.num_envs)
+        else:
+            actions = rng.uniform(space.low, space.high,
+                                  (envs.num_envs, *space.shape)).astype(np.float32)
         _, reward, terminated, truncated, _ = envs.step(actions)
         returns += np.where(alive, reward, 0.0)
         alive &= ~(terminated | truncated)
@@ -67,7 +71,8 @@ def report(name: str, *, num_envs: int = 64, seed: int = 0) -> FamilyReport:
         family=name,
         splits={s: distinct_tasks(r) for s, r in family.splits.items()},
         obs_size=int(np.prod(envs.single_observation_space.shape)),
-        action_size=int(np.prod(envs.single_action_space.shape)),
+        action_size=int(getattr(envs.single_action_space, "n", 0)
+                        or np.prod(envs.single_action_space.shape)),
         horizon=family.horizon,
         steps_per_second=float(np.median(speeds)),
         random_return=random_return,

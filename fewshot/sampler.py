@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import gymnasium
 import numpy as np
 import torch
 from torch import nn
@@ -99,6 +100,9 @@ class Sampler:
                                     **options)
         self.horizon = self.envs.horizon
         space = self.envs.single_action_space
+        if not isinstance(space, gymnasium.spaces.Box):
+            raise ValueError(f"Sampler: family {family.name!r} has a {space} action space; "
+                             "this sampler's Gaussian policies need a Box action space")
         self.action_center = torch.as_tensor((space.high + space.low) / 2)
         self.action_half_range = torch.as_tensor((space.high - space.low) / 2)
         self.env_steps = 0         # env-steps taken over the sampler's life

@@ -76,12 +76,13 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False,
           progress: bool = True) -> MAML:
     """Meta-train `config.algo` on `config.family`; returns the learner."""
     out = Path(out)
-    config = prepare_run_dir(out, config, resume=resume)
-    torch.set_num_threads(config.torch_threads)
     family = tasks.get(config.family)
     K, E = config.meta_batch_size, config.episodes_per_task
+    # before the run folder exists: a family the sampler cannot run fails here
     sampler = Sampler(family=family, num_tasks=K, episodes_per_task=E,
                       horizon=config.horizon, nthread=config.nthread)
+    config = prepare_run_dir(out, config, resume=resume)
+    torch.set_num_threads(config.torch_threads)
     learner = build_learner(config, obs_size=sampler.obs_size, action_size=sampler.action_size)
     start = 0
     if resume:

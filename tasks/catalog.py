@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tasks.bandit import bandit
 from tasks.family import TaskFamily
 from tasks.locomotion import ANT, CHEETAH, locomotion_family
 from tasks.locomotion.dynamics import CrippledLeg, Scaling
@@ -73,4 +74,5 @@ BUILTIN: dict[str, Callable[[], TaskFamily]] = {
     "ant-dir": ant_dir,
     "ant-dyn": ant_dyn,
     "ant-crippled": ant_crippled,
+    "bandit": bandit,
 }

@@ -37,7 +37,7 @@ class Simulator(Protocol):
     """The physics of N simulations with per-simulation task parameters."""
 
     single_observation_space: gymnasium.spaces.Box
-    single_action_space: gymnasium.spaces.Box
+    single_action_space: gymnasium.spaces.Box | gymnasium.spaces.Discrete
 
     def set_tasks(self, task: dict[str, np.ndarray]) -> None:
         """Task parameters as arrays [N]; takes effect at the next reset."""
@@ -46,7 +46,8 @@ class Simulator(Protocol):
         """Reset simulations `ids` (sorted), drawing noise from rngs[i]; obs [len(ids), O]."""
 
     def step(self, action_NA: np.ndarray, active_N: np.ndarray) -> SimStep:
-        """Step the active simulations; entries of inactive ones are ignored."""
+        """Step the active simulations; entries of inactive ones are ignored. Actions are
+        [N, A] floats for a Box action space, [N] integers for a Discrete one."""
 
 
 class BatchedEnv(gymnasium.vector.VectorEnv):
@@ -172,6 +173,8 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
         return [int(s) for s in seeds]
 
     def _check_actions(self, actions: Any) -> np.ndarray:
+        if isinstance(self.single_action_space, gymnasium.spaces.Discrete):
+            return self._check_discrete_actions(actions)
         action = np.asarray(actions)
         if action.dtype.kind != "f":
             raise ValueError(f"actions must be floating point (float32 or float64), got "
@@ -184,6 +187,21 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
             raise ValueError(f"actions contain NaN or inf, in envs "
                              f"{np.flatnonzero(~finite)[:10].tolist()}")
         return action.astype(np.float64, copy=False)
+
+    def _check_discrete_actions(self, actions: Any) -> np.ndarray:
+        action = np.asarray(actions)
+        n = int(self.single_action_space.n)
+        if action.dtype.kind not in "iu":
+            raise ValueError(f"actions must be integers (one choice in [0, {n}) per env), "
+                             f"got dtype {action.dtype}")
+        if action.shape != self._action_shape:
+            raise ValueError(f"actions must have shape {self._action_shape} (num_envs,), "
+                             f"got {action.shape}")
+        bad = (action < 0) | (action >= n)
+        if bad.any():
+            raise ValueError(f"actions must be in [0, {n}), got {action[bad][:10].tolist()} "
+                             f"in envs {np.flatnonzero(bad)[:10].tolist()}")
+        return action.astype(np.int64, copy=False)
 
     def close_extras(self, **kwargs: Any) -> None:
         self.sim = None

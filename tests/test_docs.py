@@ -1,4 +1,4 @@
-"""The code in docs/task-families.md runs as written and does what the text says."""
+"""The code in docs/ (task families, evaluation) runs as written and does what it says."""
 
 import re
 import subprocess
@@ -45,3 +45,13 @@ env = gymnasium.make("fewshot/cheetah-height-v0")
 print(env.reset(seed=0)[0].shape, obs.shape)
 """
     assert run(code).strip() == "(17,) (8, 17)"
+
+
+def test_evaluation_doc_example_scores_the_oracle_above_the_random_policy():
+    text = (DOC.parent / "evaluation.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)
+              if b.startswith("import")]
+    assert len(blocks) == 1
+    out = run(blocks[0])
+    assert "### oracle" in out and "### random" in out
+    assert (DOC.parent / "images" / "demo-adaptation-curves.png").is_file()

@@ -16,7 +16,12 @@ from tasks.locomotion import ANT, CHEETAH
 from tasks.locomotion.dynamics import SCALED_FIELDS, model_field
 
 NAMES = tasks.names()
-MUJOCO_NAMES = [n for n in NAMES if n != "point-nav"]
+NUMPY_NAMES = ("point-nav", "bandit")  # simulated with numpy, not MuJoCo
+MUJOCO_NAMES = [n for n in NAMES if n not in NUMPY_NAMES]
+DISCRETE_NAMES = [n for n in NAMES if isinstance(tasks.get(n).make_env().action_space,
+                                                 gymnasium.spaces.Discrete)]
+BOX_NAMES = [n for n in NAMES if n not in DISCRETE_NAMES]
+ENDLESS_NAMES = [n for n in NAMES if n != "bandit"]  # episodes run to the horizon
 SEED = 11
 ROLLOUT_STEPS = 250  # past the longest horizon (200), so every family ends an episode
 
@@ -33,8 +38,15 @@ def two_distinct_tasks(family: tasks.TaskFamily) -> tuple:
     return first, next(t for t in rest if t != first)
 
 
-def random_actions(space: gymnasium.spaces.Box, shape: tuple, rng: np.random.Generator):
+def random_actions(space: gymnasium.Space, shape: tuple, rng: np.random.Generator):
+    if isinstance(space, gymnasium.spaces.Discrete):
+        return rng.integers(0, space.n, shape)
     return rng.uniform(space.low, space.high, (*shape, *space.shape)).astype(np.float32)
+
+
+def zero_actions(space: gymnasium.Space) -> np.ndarray:
+    """Zeros of the space's shape and type: no push for a Box, the first choice otherwise."""
+    return np.zeros(space.shape, dtype=space.dtype)
 
 
 def reward_terms(info: dict) -> dict:
@@ -239,7 +251,7 @@ def test_point_nav_starts_at_the_origin_whatever_the_seed():
 
 # gymnasium registration ---------------------------------------------------------------
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ENDLESS_NAMES)
 def test_gymnasium_make_truncates_at_exactly_the_horizon(name):
     family = tasks.get(name)
     env = gymnasium.make(family.env_id)
@@ -247,7 +259,7 @@ def test_gymnasium_make_truncates_at_exactly_the_horizon(name):
     task = family.sample(1, "train", np.random.default_rng(2))[0]
     env.reset(seed=0, options={"task": task})
     assert env.unwrapped.task == task
-    zero = np.zeros(env.action_space.shape, dtype=np.float32)
+    zero = zero_actions(env.action_space)
     for t in range(1, family.horizon + 1):
         _, _, terminated, truncated, _ = env.step(zero)
         assert not terminated
@@ -277,7 +289,7 @@ def test_gymnasium_make_vec_builds_a_batched_env(name):
     assert venv.horizon == family.horizon
     obs, _ = venv.reset(seed=0)
     assert obs.shape == (3, *venv.single_observation_space.shape)
-    obs, reward, *_ = venv.step(np.zeros(venv.action_space.shape, dtype=np.float32))
+    obs, reward, *_ = venv.step(zero_actions(venv.action_space))
     assert reward.shape == (3,)
 
 
@@ -313,7 +325,7 @@ def test_cheetah_vel_goal_changes_reward_but_not_motion():
 
 # Autoreset and task swaps -------------------------------------------------------------
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ENDLESS_NAMES)
 def test_next_step_autoreset_after_truncation(name):
     family = tasks.get(name)
     task_list = mixed_tasks(family, 3)
@@ -469,7 +481,7 @@ def test_divergence_terminates_only_that_env_quietly(name, tmp_path, monkeypatch
     venv.reset()
     twin.reset()
     venv.sim.batch.bind("qvel")[0] = 1e12
-    zero = np.zeros(venv.action_space.shape, dtype=np.float32)
+    zero = zero_actions(venv.action_space)
     obs, reward, terminated, truncated, info = venv.step(zero)
     twin_obs, twin_reward, *_ = twin.step(zero)
     assert terminated[0] and info["diverged"][0] and not truncated[0]
@@ -509,7 +521,7 @@ BAD_ACTIONS = {
 
 
 @pytest.mark.parametrize("problem", list(BAD_ACTIONS))
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", BOX_NAMES)
 def test_bad_actions_raise_value_error_naming_the_problem(name, problem):
     family = tasks.get(name)
     spoil, pattern = BAD_ACTIONS[problem]
@@ -517,7 +529,7 @@ def test_bad_actions_raise_value_error_naming_the_problem(name, problem):
     venv.reset()
     env = family.make_env()
     env.reset(seed=0)
-    good = np.zeros(venv.action_space.shape, dtype=np.float32)
+    good = zero_actions(venv.action_space)
     with pytest.raises(ValueError, match=f"(?i){pattern}"):
         venv.step(spoil(good))
     with pytest.raises(ValueError, match=f"(?i){pattern}"):
@@ -589,3 +601,64 @@ def test_cheetah_vel_follows_gymnasium_half_cheetah_v5():
         cheetah_obs, _, _, _, cheetah_info = cheetah.step(action)
         np.testing.assert_array_equal(obs, cheetah_obs, err_msg=f"step {t}")
         assert info["reward_velocity"] == -abs(cheetah_info["x_velocity"] - goal)
+
+
+# Discrete actions: bandit ---------------------------------------------------------------
+
+BAD_CHOICES = {
+    "dtype": (lambda a: a.astype(np.float32), "integers"),
+    "shape": (lambda a: a[:, None], "shape"),
+    "range": (lambda a: a + 99, "in \\[0, 5\\)"),
+}
+
+
+@pytest.mark.parametrize("problem", list(BAD_CHOICES))
+@pytest.mark.parametrize("name", DISCRETE_NAMES)
+def test_bad_discrete_actions_raise_value_error_naming_the_problem(name, problem):
+    family = tasks.get(name)
+    spoil, pattern = BAD_CHOICES[problem]
+    venv = family.make_vec(mixed_tasks(family, 2), seed=0)
+    venv.reset()
+    good = zero_actions(venv.action_space)
+    with pytest.raises(ValueError, match=pattern):
+        venv.step(spoil(good))
+    env = family.make_env()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="arm index"):
+        env.step(spoil(good)[0] if problem != "shape" else good)
+    venv.step(good)
+
+
+def test_bandit_episodes_are_one_pull_and_rewards_follow_the_arm_means():
+    family = tasks.get("bandit")
+    task = family.task_from_dict({"arm_0": 0.1, "arm_1": 0.8, "arm_2": 0.5, "arm_3": 0.0,
+                                  "arm_4": 1.0})
+    venv = family.make_vec([task] * 2000, seed=3, autoreset_mode="disabled")
+    means = []
+    for arm in range(5):
+        venv.reset()
+        obs, reward, terminated, _, _ = venv.step(np.full(2000, arm))
+        assert terminated.all() and (obs == 0).all()
+        assert set(np.unique(reward)) <= {0.0, 1.0}
+        means.append(reward.mean())
+    np.testing.assert_allclose(means, [0.1, 0.8, 0.5, 0.0, 1.0], atol=0.04)
+
+
+def test_bandit_ood_tasks_have_an_extreme_arm_and_id_tasks_none():
+    family = tasks.get("bandit")
+    rng = np.random.default_rng(0)
+    for task in family.sample(200, "test-ood", rng):
+        means = np.array(list(family.task_to_dict(task).values()))
+        assert ((means < 0.1) | (means >= 0.9)).any()
+    for task in family.sample(200, "test-id", rng):
+        means = np.array(list(family.task_to_dict(task).values()))
+        assert ((means >= 0.1) & (means < 0.9)).all()
+
+
+def test_bandit_next_step_autoreset_spends_every_other_step_resetting():
+    family = tasks.get("bandit")
+    task = family.task_from_dict({f"arm_{i}": 1.0 for i in range(5)})  # always pays
+    venv = family.make_vec([task] * 3, seed=0)
+    venv.reset()
+    rewards = [venv.step(np.zeros(3, dtype=np.int64))[1] for _ in range(4)]
+    np.testing.assert_array_equal(rewards, [[1, 1, 1], [0, 0, 0], [1, 1, 1], [0, 0, 0]])

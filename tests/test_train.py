@@ -141,6 +141,13 @@ def test_the_meta_update_runs_with_update_threads_and_sampling_gets_its_threads_
         torch.set_num_threads(previous)
 
 
+def test_a_family_maml_cannot_run_fails_before_the_run_folder_exists(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit, match="Discrete\\(5\\) action space"):
+        run(tmp_path, "--family", "bandit", "--out", str(out))
+    assert not out.exists()
+
+
 def test_a_config_file_with_an_unknown_key_or_wrong_type_is_refused(tmp_path, capsys):
     for body, message in (("iterations: 2\nbogus_key: 1\n", "bogus_key"),
                           ("maml:\n  inner_lr: fast\n", "inner_lr")):
