@@ -1,48 +1,94 @@
 """The learner protocol the harness scores: how each learner adapts, episode by episode.
 
-A `Learner` starts one trial per task; the trial's `Adaptation` samples episodes with
-what it has learnt so far and learns from them. The harness only calls these two
-methods, so MAML, memory-based learners and fixed policies are scored the same way:
+A `Learner` starts one trial per task; the trial's `Adaptation` runs episodes with what
+it has learnt so far and learns from them. The harness only calls these two methods, so
+MAML, memory-based learners and fixed policies are scored the same way:
 
-    adaptation = learner.start(tasks)            # one trial per task
-    batch = adaptation.run_block(sampler, seed)  # `block` episodes of every trial, then learn
+    adaptation = learner.start(family, tasks, horizon=None)  # one trial per task
+    episodes = adaptation.run_block(count, seed)  # `count` episodes of every trial, then learn
 
-Learners here: MAML (gradient steps), a fixed policy (the non-adaptive policy of a run,
-or the random policy) and a scripted oracle that is told the task.
+Learners here: MAML (gradient steps), RL² (memory), a fixed policy (the non-adaptive
+policy of a run, or the random policy) and a scripted oracle that is told the task.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
 from fewshot.advantages import with_advantages
 from fewshot.maml import MAML
 from fewshot.policy import Params
+from fewshot.rl2 import RL2
 from fewshot.sampler import Batch, Sampler
+from fewshot.trial_sampler import TrialBatch, TrialSampler
+
+ALL_AT_ONCE = 1 << 30  # the block of a learner whose episodes can all be sampled together
+
+
+@dataclass
+class Episodes:
+    """What the harness records of a block: arrays [N trials, C episodes of the block]."""
+
+    returns: np.ndarray
+    lengths: np.ndarray
+    terminated: np.ndarray
+    diverged: np.ndarray
+
+    @classmethod
+    def from_batch(cls, batch: Batch) -> Episodes:
+        """A Markov batch whose 'tasks' are the trials (episode n of it: trial n // C)."""
+        C = batch.episodes_per_task
+        return cls(*(x.numpy().reshape(-1, C) for x in (
+            batch.episode_returns().double(), batch.episode_lengths(),
+            batch.episode_flag(batch.terminated_TN), batch.episode_flag(batch.diverged_TN))))
+
+    @classmethod
+    def from_trials(cls, batch: TrialBatch) -> Episodes:
+        return cls(*(x.numpy().T for x in (
+            batch.episode_returns(), batch.episode_lengths(),
+            batch.episode_flag(batch.terminated_TN), batch.episode_flag(batch.diverged_TN))))
 
 
 class Adaptation(Protocol):
     """One learner's trials on a list of tasks (one trial per task)."""
 
     block: int
-    """Episodes the learner runs with the same behaviour before it learns from them."""
+    """Episodes the learner runs with the same knowledge before it learns from them
+    (ALL_AT_ONCE when it samples a whole trial in one go)."""
 
-    def run_block(self, sampler: Sampler, seed: int) -> Batch:
-        """Sample sampler.episodes_per_task (at most `block`) episodes of every trial with
-        what has been learnt so far, then learn from them."""
+    def run_block(self, count: int, seed: int) -> Episodes:
+        """Run `count` (at most `block`) episodes of every trial with what has been learnt
+        so far, then learn from them."""
         ...
 
 
 class Learner(Protocol):
     name: str
 
-    def start(self, tasks: Sequence[Any]) -> Adaptation:
+    def start(self, family: Any, tasks: Sequence[Any], *,
+              horizon: int | None = None) -> Adaptation:
         """Begin one trial per task, with nothing learnt about it yet."""
         ...
+
+
+class SamplerCache:
+    """Markov samplers for a fixed list of trials, one per block size."""
+
+    def __init__(self, family: Any, num_trials: int, horizon: int | None) -> None:
+        self.family, self.num_trials, self.horizon = family, num_trials, horizon
+        self._samplers: dict[int, Sampler] = {}
+
+    def get(self, count: int) -> Sampler:
+        if count not in self._samplers:
+            self._samplers[count] = Sampler(family=self.family, num_tasks=self.num_trials,
+                                            episodes_per_task=count, horizon=self.horizon)
+        return self._samplers[count]
 
 
 class FixedPolicy:
@@ -52,18 +98,22 @@ class FixedPolicy:
         self.name = name
         self.policy = policy
 
-    def start(self, tasks: Sequence[Any]) -> _FixedAdaptation:
-        return _FixedAdaptation(self.policy, [self.policy.params()] * len(tasks), list(tasks))
+    def start(self, family: Any, tasks: Sequence[Any], *,
+              horizon: int | None = None) -> _FixedAdaptation:
+        return _FixedAdaptation(self.policy, [self.policy.params()] * len(tasks), list(tasks),
+                                SamplerCache(family, len(tasks), horizon))
 
 
 class _FixedAdaptation:
-    block = 1 << 30  # nothing changes between episodes: sample as many together as asked
+    block = ALL_AT_ONCE  # nothing changes between episodes
 
-    def __init__(self, policy: nn.Module, params: list[Params], tasks: list[Any]) -> None:
-        self.policy, self.params, self.tasks = policy, params, tasks
+    def __init__(self, policy: nn.Module, params: list[Params], tasks: list[Any],
+                 samplers: SamplerCache) -> None:
+        self.policy, self.params, self.tasks, self.samplers = policy, params, tasks, samplers
 
-    def run_block(self, sampler: Sampler, seed: int) -> Batch:
-        return sampler.sample(self.policy, self.params, self.tasks, seed=seed)
+    def run_block(self, count: int, seed: int) -> Episodes:
+        batch = self.samplers.get(count).sample(self.policy, self.params, self.tasks, seed=seed)
+        return Episodes.from_batch(batch)
 
 
 class RandomPolicy(nn.Module):
@@ -107,11 +157,13 @@ class Oracle:
         self.name = "oracle"
         self.policy = PointNavOracle()
 
-    def start(self, tasks: Sequence[Any]) -> _FixedAdaptation:
+    def start(self, family: Any, tasks: Sequence[Any], *,
+              horizon: int | None = None) -> _FixedAdaptation:
         log_std = self.policy.log_std
         params = [{"goal": torch.tensor([t.goal_x, t.goal_y], dtype=log_std.dtype),
                    "log_std": log_std} for t in tasks]
-        return _FixedAdaptation(self.policy, params, list(tasks))
+        return _FixedAdaptation(self.policy, params, list(tasks),
+                                SamplerCache(family, len(tasks), horizon))
 
 
 class MAMLAdapter:
@@ -131,22 +183,53 @@ class MAMLAdapter:
         self.advantages = dict(gamma=gamma, gae_lambda=gae_lambda,
                                normalize_advantages=normalize_advantages)
 
-    def start(self, tasks: Sequence[Any]) -> _MAMLAdaptation:
-        return _MAMLAdaptation(self, list(tasks))
+    def start(self, family: Any, tasks: Sequence[Any], *,
+              horizon: int | None = None) -> _MAMLAdaptation:
+        return _MAMLAdaptation(self, list(tasks), SamplerCache(family, len(tasks), horizon))
 
 
 class _MAMLAdaptation:
-    def __init__(self, adapter: MAMLAdapter, tasks: list[Any]) -> None:
+    def __init__(self, adapter: MAMLAdapter, tasks: list[Any], samplers: SamplerCache) -> None:
         self.adapter = adapter
         self.block = adapter.episodes_per_step
-        self.tasks = tasks
+        self.tasks, self.samplers = tasks, samplers
         self.params = [adapter.learner.policy.params()] * len(tasks)
         self.steps: list[Batch] = []  # the episodes of each inner step taken so far
 
-    def run_block(self, sampler: Sampler, seed: int) -> Batch:
+    def run_block(self, count: int, seed: int) -> Episodes:
         policy = self.adapter.learner.policy
-        batch = sampler.sample(policy, self.params, self.tasks, seed=seed)
-        if batch.episodes_per_task == self.block:  # a shorter block ends the trial
+        batch = self.samplers.get(count).sample(policy, self.params, self.tasks, seed=seed)
+        if count == self.block:  # a shorter block ends the trial
             self.steps.append(with_advantages(batch, **self.adapter.advantages))
             self.params = self.adapter.learner.adapt_tasks(self.steps)
-        return batch
+        return Episodes.from_batch(batch)
+
+
+class RL2Adapter:
+    """RL² at evaluation: a trial of K + 1 episodes with the hidden state carried; it
+    adapts through its memory only, so the whole trial is sampled in one go."""
+
+    def __init__(self, *, name: str, learner: RL2) -> None:
+        self.name = name
+        self.learner = learner
+
+    def start(self, family: Any, tasks: Sequence[Any], *,
+              horizon: int | None = None) -> _RL2Adaptation:
+        return _RL2Adaptation(self.learner, family, list(tasks), horizon)
+
+
+class _RL2Adaptation:
+    block = ALL_AT_ONCE
+
+    def __init__(self, learner: RL2, family: Any, tasks: list[Any],
+                 horizon: int | None) -> None:
+        self.learner, self.family, self.tasks, self.horizon = learner, family, tasks, horizon
+        self.started = False
+
+    def run_block(self, count: int, seed: int) -> Episodes:
+        if self.started:
+            raise RuntimeError("an RL² trial runs in one block; start a new one")
+        self.started = True
+        sampler = TrialSampler(family=self.family, num_trials=len(self.tasks),
+                               episodes_per_trial=count, horizon=self.horizon)
+        return Episodes.from_trials(sampler.sample(self.learner.policy, self.tasks, seed=seed))

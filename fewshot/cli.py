@@ -11,7 +11,7 @@ import jsonargparse
 
 import tasks
 from fewshot import rollouts
-from fewshot.config import MAMLConfig, TrainConfig
+from fewshot.config import MAMLConfig, RL2Config, TrainConfig
 
 
 def families_command(args: argparse.Namespace) -> int:
@@ -73,9 +73,11 @@ def parse_train_args(argv: list[str]) -> tuple[TrainConfig, Path, bool, bool]:
         values = parser.parse_args(["--config", str(saved), *argv]).as_dict()
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     try:
-        maml = values.pop("maml")
-        config = TrainConfig(**{k: v for k, v in values.items() if k in fields - {"maml"}},
-                             maml=maml if isinstance(maml, MAMLConfig) else MAMLConfig(**maml))
+        maml, rl2 = values.pop("maml"), values.pop("rl2")
+        config = TrainConfig(
+            **{k: v for k, v in values.items() if k in fields - {"maml", "rl2"}},
+            maml=maml if isinstance(maml, MAMLConfig) else MAMLConfig(**maml),
+            rl2=rl2 if isinstance(rl2, RL2Config) else RL2Config(**rl2))
     except (TypeError, ValueError) as error:
         parser.error(str(error))
     out = Path(values["out"] or f"runs/{config.algo}-{config.family}-s{config.seed}")
@@ -183,10 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="evaluation episodes per task and k (default: 5)")
     evaluate.add_argument("--eval-seed", type=int, default=0,
                           help="seed of the frozen task sets and the noise (default: 0)")
-    evaluate.add_argument("--learner", choices=["trained", "non-adaptive", "random", "oracle"],
-                          default="trained",
+    evaluate.add_argument("--learner", default="trained",
+                          choices=["trained", "non-adaptive", "random", "oracle", "ucb1",
+                                   "thompson"],
                           help="the run's learner (default), its policy never adapted, the "
-                          "random policy, or the scripted oracle told the task")
+                          "random policy, the scripted oracle told the task, or (discrete "
+                          "actions) UCB1 or Thompson sampling")
     evaluate.add_argument("--episodes-per-step", type=positive_int, default=None,
                           help="MAML: one inner step after every this many episodes (default: "
                           "the run's episodes_per_task)")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import tasks
 from fewshot.policy import ACTIVATIONS
 
-ALGOS = ("maml",)
+ALGOS = ("maml", "rl2")
 OUTER_OPTIMIZERS = ("trpo", "ppo")
 
 
@@ -74,6 +74,41 @@ class MAMLConfig:
 
 
 @dataclass
+class RL2Config:
+    """RL²: a recurrent policy trained with PPO over whole trials."""
+
+    episodes_per_trial: int = 10
+    """Episodes of one task in a row, with the hidden state carried across them."""
+    hidden_size: int = 128
+    """GRU width."""
+    lr: float = 3e-4
+    """Adam step size."""
+    ppo_epochs: int = 4
+    """Passes over each iteration's trials."""
+    minibatches: int = 4
+    """Minibatches of whole trials per pass (back-propagation through each trial)."""
+    clip: float = 0.2
+    """Clipping range of the likelihood ratio."""
+    value_coef: float = 0.5
+    """Weight of the value loss."""
+    entropy_coef: float = 0.01
+    """Weight of the entropy bonus."""
+    max_grad_norm: float = 0.5
+    """Gradients are rescaled to at most this norm."""
+
+    def __post_init__(self) -> None:
+        for name in ("episodes_per_trial", "hidden_size", "ppo_epochs", "minibatches"):
+            value = getattr(self, name)
+            _require(value >= 1, f"rl2.{name}", "an integer >= 1", value)
+        _require(self.lr > 0, "rl2.lr", "> 0", self.lr)
+        _require(0 < self.clip < 1, "rl2.clip", "in (0, 1)", self.clip)
+        for name in ("value_coef", "entropy_coef"):
+            value = getattr(self, name)
+            _require(value >= 0, f"rl2.{name}", ">= 0", value)
+        _require(self.max_grad_norm > 0, "rl2.max_grad_norm", "> 0", self.max_grad_norm)
+
+
+@dataclass
 class TrainConfig:
     """Meta-training run settings."""
 
@@ -116,6 +151,8 @@ class TrainConfig:
     one, torch's spinning threads can make it many times slower, hence the default."""
     maml: MAMLConfig = field(default_factory=MAMLConfig)
     """MAML settings."""
+    rl2: RL2Config = field(default_factory=RL2Config)
+    """RL² settings."""
 
     def __post_init__(self) -> None:
         _require(self.algo in ALGOS, "algo", f"one of {list(ALGOS)}", self.algo)

@@ -20,21 +20,31 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 import numpy as np
 import yaml
 from tqdm import tqdm
 
 import tasks
 from fewshot import report, stats
-from fewshot.adapters import FixedPolicy, Learner, MAMLAdapter, Oracle, RandomPolicy
+from fewshot.adapters import (
+    FixedPolicy,
+    Learner,
+    MAMLAdapter,
+    Oracle,
+    RandomPolicy,
+    RL2Adapter,
+)
 from fewshot.checkpoint import load_checkpoint, package_versions, publish_dir
 from fewshot.config import TrainConfig
 from fewshot.harness import EvaluationSettings, check_splits, evaluate, freeze_tasks
 from fewshot.maml import MAML
 from fewshot.records import Records
+from fewshot.references import ChoiceLearner
+from fewshot.rl2 import RL2
 from fewshot.train import CONFIG, build_learner, config_from_dict
 
-LEARNERS = ("trained", "non-adaptive", "random", "oracle")
+LEARNERS = ("trained", "non-adaptive", "random", "oracle", "ucb1", "thompson")
 RECORDS, TASKS, SUMMARY, REPORT, FIGURE = ("records.csv", "tasks.json", "summary.json",
                                            "report.md", "adaptation-curves.png")
 DEFAULT_FOLDER = "evaluation"
@@ -42,7 +52,7 @@ DEFAULT_FOLDER = "evaluation"
 
 # Runs and learners ----------------------------------------------------------------------
 
-def load_run(run_dir: Path) -> tuple[TrainConfig, MAML]:
+def load_run(run_dir: Path) -> tuple[TrainConfig, MAML | RL2]:
     """A run's config and its trained learner; clear errors for anything else."""
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG
@@ -55,8 +65,10 @@ def load_run(run_dir: Path) -> tuple[TrainConfig, MAML]:
         raise ValueError(f"{config_path} is not a valid run config: {error}") from error
     state = load_checkpoint(run_dir)
     env = tasks.get(config.family).make_env()
+    discrete = isinstance(env.action_space, gymnasium.spaces.Discrete)
     learner = build_learner(config, obs_size=int(np.prod(env.observation_space.shape)),
-                            action_size=int(np.prod(env.action_space.shape)))
+                            action_size=int(env.action_space.n) if discrete
+                            else int(np.prod(env.action_space.shape)), discrete=discrete)
     try:
         learner.load_state_dict(state["learner"])
     except (KeyError, RuntimeError, TypeError) as error:
@@ -70,24 +82,33 @@ def base_label(run_dir: Path) -> str:
     return re.sub(r"-s\d+$", "", Path(run_dir).resolve().name)
 
 
-def make_learner(kind: str, config: TrainConfig, maml: MAML, *, label: str,
+def make_learner(kind: str, config: TrainConfig, trained: MAML | RL2, *, label: str,
                  episodes_per_step: int | None) -> Learner:
     """The learner to score: the run's own, its policy without adaptation, or a reference."""
-    if kind == "trained":
-        return MAMLAdapter(name=label, learner=maml,
-                           episodes_per_step=episodes_per_step or config.episodes_per_task,
-                           gamma=config.gamma, gae_lambda=config.gae_lambda,
-                           normalize_advantages=config.normalize_advantages)
-    if kind == "non-adaptive":
-        return FixedPolicy(name=label, policy=maml.policy)
+    space = tasks.get(config.family).make_env().action_space
+    discrete = isinstance(space, gymnasium.spaces.Discrete)
+    if kind in ("ucb1", "thompson") or (kind == "random" and discrete):
+        if not discrete:
+            raise ValueError(f"learner {kind} needs discrete actions; family "
+                             f"{config.family!r} has {space}")
+        return ChoiceLearner(name=label, rule=kind)
     if kind == "random":
-        return FixedPolicy(name=label, policy=RandomPolicy(
-            action_size=maml.policy.log_std.shape[0]))
+        return FixedPolicy(name=label, policy=RandomPolicy(action_size=space.shape[0]))
     if kind == "oracle":
         oracle = Oracle(family=config.family)
         oracle.name = label
         return oracle
-    raise ValueError(f"learner must be one of {list(LEARNERS)}, got {kind!r}")
+    if isinstance(trained, RL2):
+        if kind == "non-adaptive":
+            raise ValueError("learner non-adaptive is a MAML run's policy without inner "
+                             "steps; an RL² run has none")
+        return RL2Adapter(name=label, learner=trained)
+    if kind == "non-adaptive":
+        return FixedPolicy(name=label, policy=trained.policy)
+    return MAMLAdapter(name=label, learner=trained,
+                       episodes_per_step=episodes_per_step or config.episodes_per_task,
+                       gamma=config.gamma, gae_lambda=config.gae_lambda,
+                       normalize_advantages=config.normalize_advantages)
 
 
 # fewshot evaluate -----------------------------------------------------------------------

@@ -21,8 +21,7 @@ import numpy as np
 
 from fewshot.adapters import Learner
 from fewshot.records import TASK_PREFIX, Records
-from fewshot.sampler import Sampler
-from fewshot.train import derived_seed
+from fewshot.runtime import derived_seed
 
 SPLIT_CODES = {"train": 0, "test-id": 1, "test-ood": 2}
 
@@ -79,35 +78,27 @@ def evaluate(learner: Learner, family: Any, task_sets: Mapping[str, Sequence[Any
     """
     check_splits(family, list(task_sets))
     rows: list[dict[str, Any]] = []
-    samplers: dict[tuple[int, int], Sampler] = {}
     for split, split_tasks in task_sets.items():
         M, J = len(split_tasks), settings.trials
         trial_tasks = [task for task in split_tasks for _ in range(J)]  # trial i: task i // J
-        adaptation = learner.start(trial_tasks)
+        adaptation = learner.start(family, trial_tasks, horizon=settings.horizon)
         k = 0
         while k <= settings.episodes:
             size = min(adaptation.block, settings.episodes + 1 - k)
-            if (M * J, size) not in samplers:
-                samplers[(M * J, size)] = Sampler(family=family, num_tasks=M * J,
-                                                  episodes_per_task=size,
-                                                  horizon=settings.horizon)
-            batch = adaptation.run_block(samplers[(M * J, size)],
-                                         seed=derived_seed(settings.seed, SPLIT_CODES[split], k))
-            returns = batch.episode_returns().double().numpy()
-            lengths = batch.episode_lengths().numpy()
-            terminated = batch.episode_flag(batch.terminated_TN).numpy()
-            diverged = batch.episode_flag(batch.diverged_TN).numpy()
-            for n in range(M * J * size):
-                trial, block_episode = divmod(n, size)
+            episodes = adaptation.run_block(
+                size, seed=derived_seed(settings.seed, SPLIT_CODES[split], k))
+            for trial in range(M * J):
                 task_index = trial // J
-                rows.append({
-                    "learner": learner.name, "run": run, "run_seed": run_seed,
-                    "split": split, "task": task_index, "k": k + block_episode,
-                    "episode": trial % J, "return": float(returns[n]),
-                    "length": int(lengths[n]), "terminated": bool(terminated[n]),
-                    "diverged": bool(diverged[n]),
-                    **{TASK_PREFIX + name: value for name, value in
-                       family.task_to_dict(split_tasks[task_index]).items()}})
+                params = {TASK_PREFIX + name: value for name, value in
+                          family.task_to_dict(split_tasks[task_index]).items()}
+                for j in range(size):
+                    rows.append({
+                        "learner": learner.name, "run": run, "run_seed": run_seed,
+                        "split": split, "task": task_index, "k": k + j,
+                        "episode": trial % J, "return": float(episodes.returns[trial, j]),
+                        "length": int(episodes.lengths[trial, j]),
+                        "terminated": bool(episodes.terminated[trial, j]),
+                        "diverged": bool(episodes.diverged[trial, j]), **params})
             k += size
             if on_block is not None:
                 on_block(M * J * size)

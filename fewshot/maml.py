@@ -21,14 +21,10 @@ from torch import nn
 from fewshot.config import MAMLConfig
 from fewshot.optim import backtracking_line_search, conjugate_gradient
 from fewshot.policy import GaussianMLP, Params, distribution, kl_divergence, log_prob
+from fewshot.returns import masked_mean
 from fewshot.sampler import Batch
 
 INNER_LR_PREFIX = "inner_lr."
-
-
-def masked_mean(x_TN: torch.Tensor, valid_TN: torch.Tensor) -> torch.Tensor:
-    valid = valid_TN.to(x_TN.dtype)
-    return (x_TN * valid).sum() / valid.sum().clamp_min(1.0)
 
 
 def inner_loss(policy: nn.Module, params: Mapping[str, torch.Tensor],

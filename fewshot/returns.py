@@ -45,6 +45,12 @@ def gae(rew_TN: torch.Tensor, value_TN: torch.Tensor, valid_TN: torch.Tensor,
     return adv_TN
 
 
+def masked_mean(x_TN: torch.Tensor, valid_TN: torch.Tensor) -> torch.Tensor:
+    """Mean of x over the valid entries (0 if there are none)."""
+    valid = valid_TN.to(x_TN.dtype)
+    return (x_TN * valid).sum() / valid.sum().clamp_min(1.0)
+
+
 def normalize(x_TN: torch.Tensor, valid_TN: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Zero mean, unit variance over the valid entries; invalid entries stay 0."""
     mask = valid_TN.to(x_TN.dtype)

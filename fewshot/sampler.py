@@ -103,8 +103,7 @@ class Sampler:
         if not isinstance(space, gymnasium.spaces.Box):
             raise ValueError(f"Sampler: family {family.name!r} has a {space} action space; "
                              "this sampler's Gaussian policies need a Box action space")
-        self.action_center = torch.as_tensor((space.high + space.low) / 2)
-        self.action_half_range = torch.as_tensor((space.high - space.low) / 2)
+        self.action_center, self.action_half_range = box_action_scale(space)
         self.env_steps = 0         # env-steps taken over the sampler's life
         self.sample_seconds = 0.0  # wall time spent in sample()
 
@@ -164,6 +163,13 @@ class Sampler:
     def env_actions(self, act_NA: torch.Tensor) -> torch.Tensor:
         """The policy's normalised actions mapped onto the env's action box."""
         return self.action_center + self.action_half_range * act_NA
+
+
+def box_action_scale(space: gymnasium.spaces.Box) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre and half-range of a Box action space: a policy's a in [-1, 1] acts as
+    centre + half_range * a."""
+    return (torch.as_tensor((space.high + space.low) / 2),
+            torch.as_tensor((space.high - space.low) / 2))
 
 
 def _per_task_distribution(policy: nn.Module, params: Sequence[Mapping[str, torch.Tensor]],

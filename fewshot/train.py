@@ -8,11 +8,10 @@ seeded by (seed, i, phase), so the run's random state after i iterations is the 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -22,18 +21,15 @@ from tqdm import tqdm
 import tasks
 from fewshot.advantages import with_advantages
 from fewshot.checkpoint import load_checkpoint, save_checkpoint, write_manifest
-from fewshot.config import MAMLConfig, TrainConfig
+from fewshot.config import MAMLConfig, RL2Config, TrainConfig
 from fewshot.maml import MAML
 from fewshot.metrics import MetricsLog
 from fewshot.policy import GaussianMLP
+from fewshot.rl2 import RL2Trainer, build_rl2
+from fewshot.runtime import derived_seed, torch_threads
 from fewshot.sampler import Batch, Sampler
 
 CONFIG = "config.yaml"
-
-
-def derived_seed(*keys: int) -> int:
-    """A 32-bit seed that depends on every key (run seed, iteration, phase)."""
-    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
 
 
 def config_to_dict(config: TrainConfig) -> dict:
@@ -43,7 +39,8 @@ def config_to_dict(config: TrainConfig) -> dict:
 def config_from_dict(values: dict) -> TrainConfig:
     values = dict(values)
     maml = MAMLConfig(**values.pop("maml", {}))
-    return TrainConfig(**values, maml=maml)
+    rl2 = RL2Config(**values.pop("rl2", {}))
+    return TrainConfig(**values, maml=maml, rl2=rl2)
 
 
 def prepare_run_dir(out: Path, config: TrainConfig, *, resume: bool) -> TrainConfig:
@@ -72,23 +69,54 @@ def prepare_run_dir(out: Path, config: TrainConfig, *, resume: bool) -> TrainCon
     return dataclasses.replace(saved, iterations=config.iterations)
 
 
+class Trainer(Protocol):
+    """What the training loop needs from an algorithm."""
+
+    learner: Any   # has state_dict() and load_state_dict()
+    sampler: Any   # counts env_steps
+
+    def iteration(self, iteration: int) -> dict[str, float]:
+        """One iteration (sample, update); returns its metrics row."""
+        ...
+
+    def postfix(self, row: dict[str, float]) -> dict[str, str]:
+        """The returns to show in the progress bar."""
+        ...
+
+
+def make_trainer(config: TrainConfig) -> Trainer:
+    """The algorithm's trainer; a family its sampler cannot run fails here."""
+    family = tasks.get(config.family)
+    if config.algo == "rl2":
+        return RL2Trainer(config, family)
+    return MAMLTrainer(config, family)
+
+
+def build_learner(config: TrainConfig, *, obs_size: int, action_size: int,
+                  discrete: bool = False) -> Any:
+    """The learner `config` describes, with its initial weights (fixed by the seed)."""
+    torch.manual_seed(derived_seed(config.seed, 0xF00D))  # initial weights only
+    if config.algo == "rl2":
+        return build_rl2(config, obs_size=obs_size, action_size=action_size,
+                         discrete=discrete)
+    policy = GaussianMLP(obs_size=obs_size, action_size=action_size,
+                         hidden_sizes=config.hidden_sizes, init_log_std=config.init_log_std,
+                         activation=config.activation)
+    return MAML(policy=policy, config=config.maml)
+
+
 def train(config: TrainConfig, out: Path, *, resume: bool = False,
-          progress: bool = True) -> MAML:
+          progress: bool = True) -> Any:
     """Meta-train `config.algo` on `config.family`; returns the learner."""
     out = Path(out)
-    family = tasks.get(config.family)
-    K, E = config.meta_batch_size, config.episodes_per_task
-    # before the run folder exists: a family the sampler cannot run fails here
-    sampler = Sampler(family=family, num_tasks=K, episodes_per_task=E,
-                      horizon=config.horizon, nthread=config.nthread)
+    trainer = make_trainer(config)  # before the run folder exists
     config = prepare_run_dir(out, config, resume=resume)
     torch.set_num_threads(config.torch_threads)
-    learner = build_learner(config, obs_size=sampler.obs_size, action_size=sampler.action_size)
     start = 0
     if resume:
         state = load_checkpoint(out)
-        learner.load_state_dict(state["learner"])
-        start, sampler.env_steps = int(state["iteration"]), int(state["env_steps"])
+        trainer.learner.load_state_dict(state["learner"])
+        start, trainer.sampler.env_steps = int(state["iteration"]), int(state["env_steps"])
     write_manifest(out, seed=config.seed, family=config.family, algo=config.algo,
                    resumed_at_iteration=start if resume else None)
     log = MetricsLog(out, start=start)
@@ -97,41 +125,39 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False,
     started = time.perf_counter()
     try:
         for iteration in bar:
-            row = meta_iteration(config, family, sampler, learner, iteration)
+            row = trainer.iteration(iteration)
             elapsed = time.perf_counter() - started
-            log.log({"iteration": iteration, "env_steps": sampler.env_steps, **row})
-            bar.set_postfix(pre=f"{row['return_step0']:.1f}",
-                            post=f"{row[f'return_step{config.maml.num_inner_steps}']:.1f}",
+            log.log({"iteration": iteration, "env_steps": trainer.sampler.env_steps, **row})
+            bar.set_postfix(**trainer.postfix(row),
                             steps_per_s=f"{row['env_steps_per_s']:.0f}", elapsed=f"{elapsed:.0f}s")
             done = iteration + 1
             if done % config.checkpoint_every == 0 or done == config.iterations:
-                save_checkpoint(out, {"iteration": done, "env_steps": sampler.env_steps,
-                                      "learner": learner.state_dict(),
+                save_checkpoint(out, {"iteration": done, "env_steps": trainer.sampler.env_steps,
+                                      "learner": trainer.learner.state_dict(),
                                       "seed": config.seed})
     finally:
         log.close()
         bar.close()
-    return learner
+    return trainer.learner
 
 
-def build_learner(config: TrainConfig, *, obs_size: int, action_size: int) -> MAML:
-    """The learner `config` describes, with its initial weights (fixed by the seed)."""
-    torch.manual_seed(derived_seed(config.seed, 0xF00D))  # initial weights only
-    policy = GaussianMLP(obs_size=obs_size, action_size=action_size,
-                         hidden_sizes=config.hidden_sizes, init_log_std=config.init_log_std,
-                         activation=config.activation)
-    return MAML(policy=policy, config=config.maml)
+class MAMLTrainer:
+    """MAML: sample K tasks' episodes, adapt, sample again, meta-update."""
 
+    def __init__(self, config: TrainConfig, family: tasks.TaskFamily) -> None:
+        self.config, self.family = config, family
+        self.sampler = Sampler(family=family, num_tasks=config.meta_batch_size,
+                               episodes_per_task=config.episodes_per_task,
+                               horizon=config.horizon, nthread=config.nthread)
+        self.learner = build_learner(config, obs_size=self.sampler.obs_size,
+                                     action_size=self.sampler.action_size)
 
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run the block with `count` torch threads, then restore the previous count."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    def iteration(self, iteration: int) -> dict[str, float]:
+        return meta_iteration(self.config, self.family, self.sampler, self.learner, iteration)
+
+    def postfix(self, row: dict[str, float]) -> dict[str, str]:
+        return {"pre": f"{row['return_step0']:.1f}",
+                "post": f"{row[f'return_step{self.config.maml.num_inner_steps}']:.1f}"}
 
 
 def adaptation_batches(learner: MAML, sampler: Sampler, task_list: list, *,

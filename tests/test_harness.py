@@ -95,10 +95,12 @@ def test_maml_takes_one_inner_step_per_block_on_that_blocks_episodes():
     adapter = MAMLAdapter(name="maml", learner=maml, episodes_per_step=2, gamma=0.99,
                           gae_lambda=1.0, normalize_advantages=True)
     task_list = FAMILY.sample(3, "test-id", np.random.default_rng(0))
-    adaptation = adapter.start(task_list)
+    adaptation = adapter.start(FAMILY, task_list, horizon=10)
     assert adaptation.block == 2
+    adaptation.run_block(2, seed=1)
+    # the same episodes again, sampled directly, give the same inner step
     sampler = Sampler(family=FAMILY, num_tasks=3, episodes_per_task=2, horizon=10)
-    first = adaptation.run_block(sampler, seed=1)
+    first = sampler.sample(maml.policy, [maml.policy.params()] * 3, task_list, seed=1)
     expected = maml.adapt_tasks([with_advantages(first, gamma=0.99, gae_lambda=1.0,
                                                  normalize_advantages=True)])
     for got, want in zip(adaptation.params, expected, strict=True):
@@ -108,9 +110,9 @@ def test_maml_takes_one_inner_step_per_block_on_that_blocks_episodes():
                for n, p in maml.policy.params().items())
     # a shorter last block ends the trial: sampled, but no further step
     before = adaptation.params
-    short = Sampler(family=FAMILY, num_tasks=3, episodes_per_task=1, horizon=10)
-    adaptation.run_block(short, seed=2)
+    episodes = adaptation.run_block(1, seed=2)
     assert adaptation.params is before
+    assert episodes.returns.shape == (3, 1)
 
 
 def test_maml_record_k_follows_its_blocks():

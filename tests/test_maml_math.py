@@ -8,9 +8,10 @@ import torch
 
 import fewshot.maml as maml_module
 from fewshot.config import MAMLConfig
-from fewshot.maml import MAML, adapt, flat, kl_hessian_vector_product, masked_mean, outer_terms
+from fewshot.maml import MAML, adapt, flat, kl_hessian_vector_product, outer_terms
 from fewshot.optim import backtracking_line_search, conjugate_gradient
 from fewshot.policy import GaussianMLP, distribution, kl_divergence, log_prob
+from fewshot.returns import masked_mean
 from fewshot.sampler import Batch
 
 F64 = torch.float64

@@ -1,0 +1,154 @@
+"""RL²: PPO on a recurrent actor-critic over whole trials (learner stage of the data flow).
+
+Each iteration's trials are one sequence each: GAE runs over the whole trial, so value
+estimates are bootstrapped across the episode boundaries inside it (the agent's
+objective is the trial's return) and only the trial's end is final. Updates replay
+every trial from a zero hidden state (back-propagation through the whole trial), in
+minibatches of trials.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+import tasks
+from fewshot.config import RL2Config, TrainConfig
+from fewshot.recurrent import RecurrentActorCritic
+from fewshot.returns import gae, masked_mean, normalize
+from fewshot.runtime import derived_seed, torch_threads
+from fewshot.trial_sampler import TrialBatch, TrialSampler
+
+
+def trial_advantages(batch: TrialBatch, *, gamma: float, gae_lambda: float
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over each trial as one sequence, and the value targets (advantage + value).
+
+    `valid_TN` marks the whole trial, so an episode's end inside it is not a cut: the
+    value after it is the value at the next episode's first step.
+    """
+    value_TN = batch.value_TN.double()
+    adv_TN = gae(batch.rew_TN.double(), value_TN, batch.valid_TN, gamma, gae_lambda)
+    return adv_TN, (adv_TN + value_TN) * batch.valid_TN
+
+
+class RL2:
+    """The RL² learner: its policy and the PPO update on a batch of trials."""
+
+    def __init__(self, *, policy: RecurrentActorCritic, config: RL2Config, gamma: float,
+                 gae_lambda: float, normalize_advantages: bool) -> None:
+        self.policy = policy
+        self.config = config
+        self.gamma, self.gae_lambda = gamma, gae_lambda
+        self.normalize_advantages = normalize_advantages
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
+
+    def update(self, batch: TrialBatch, generator: torch.Generator) -> dict[str, float]:
+        """PPO epochs over minibatches of trials; `generator` orders the minibatches."""
+        cfg = self.config
+        adv_TN, target_TN = trial_advantages(batch, gamma=self.gamma,
+                                             gae_lambda=self.gae_lambda)
+        if self.normalize_advantages:
+            adv_TN = normalize(adv_TN, batch.valid_TN)
+        adv_TN, target_TN = adv_TN.float(), target_TN.float()
+        N = batch.valid_TN.shape[1]
+        size = max(1, N // cfg.minibatches)
+        sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0,
+                "clip_fraction": 0.0}
+        count = 0
+        for _ in range(cfg.ppo_epochs):
+            order = torch.randperm(N, generator=generator)
+            for start in range(0, N, size):
+                trials = order[start:start + size]
+                stats = self._minibatch_step(batch, trials, adv_TN[:, trials],
+                                             target_TN[:, trials])
+                for key, value in stats.items():
+                    sums[key] += value
+                count += 1
+        return {key: value / count for key, value in sums.items()}
+
+    def _minibatch_step(self, batch: TrialBatch, trials: torch.Tensor, adv_TN: torch.Tensor,
+                        target_TN: torch.Tensor) -> dict[str, float]:
+        cfg = self.config
+        valid_TN = batch.valid_TN[:, trials]
+        head_TNA, value_TN, _ = self.policy(batch.inputs_TNI[:, trials],
+                                            self.policy.initial_state(len(trials)))
+        logp_TN = self.policy.log_prob(head_TNA, batch.act_TN[:, trials])
+        log_ratio_TN = logp_TN - batch.logp_TN[:, trials]
+        ratio_TN = torch.exp(log_ratio_TN)
+        clipped_TN = torch.clamp(ratio_TN, 1 - cfg.clip, 1 + cfg.clip)
+        policy_loss = -masked_mean(torch.minimum(ratio_TN * adv_TN, clipped_TN * adv_TN),
+                                   valid_TN)
+        value_loss = masked_mean((value_TN - target_TN) ** 2, valid_TN)
+        entropy = masked_mean(self.policy.entropy(head_TNA), valid_TN)
+        loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+        self.optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+        self.optimizer.step()
+        with torch.no_grad():
+            approx_kl = masked_mean((ratio_TN - 1) - log_ratio_TN, valid_TN)
+            clip_fraction = masked_mean(((ratio_TN - 1).abs() > cfg.clip).float(), valid_TN)
+        return {"policy_loss": float(policy_loss.detach()),
+                "value_loss": float(value_loss.detach()),
+                "entropy": float(entropy.detach()), "approx_kl": float(approx_kl),
+                "clip_fraction": float(clip_fraction)}
+
+    def state_dict(self) -> dict:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def build_rl2(config: TrainConfig, *, obs_size: int, action_size: int, discrete: bool) -> RL2:
+    """The RL² learner `config` describes (seed torch first for reproducible weights)."""
+    policy = RecurrentActorCritic(obs_size=obs_size, action_size=action_size,
+                                  discrete=discrete, hidden_size=config.rl2.hidden_size,
+                                  init_log_std=config.init_log_std)
+    return RL2(policy=policy, config=config.rl2, gamma=config.gamma,
+               gae_lambda=config.gae_lambda, normalize_advantages=config.normalize_advantages)
+
+
+class RL2Trainer:
+    """RL²: one trial per training task, then the PPO update."""
+
+    def __init__(self, config: TrainConfig, family: tasks.TaskFamily) -> None:
+        self.config, self.family = config, family
+        self.sampler = TrialSampler(family=family, num_trials=config.meta_batch_size,
+                                    episodes_per_trial=config.rl2.episodes_per_trial,
+                                    horizon=config.horizon, nthread=config.nthread)
+        torch.manual_seed(derived_seed(config.seed, 0xF00D))  # initial weights only
+        self.learner = build_rl2(config, obs_size=self.sampler.obs_size,
+                                 action_size=self.sampler.action_size,
+                                 discrete=self.sampler.discrete)
+
+    def iteration(self, iteration: int) -> dict[str, float]:
+        config = self.config
+        rng = np.random.default_rng([config.seed, iteration])
+        task_list = self.family.sample(config.meta_batch_size, "train", rng)
+        steps_before, seconds_before = self.sampler.env_steps, self.sampler.sample_seconds
+        batch = self.sampler.sample(self.learner.policy, task_list,
+                                    seed=derived_seed(config.seed, iteration, 0))
+        sample_seconds = self.sampler.sample_seconds - seconds_before
+        generator = torch.Generator().manual_seed(derived_seed(config.seed, iteration, 1))
+        started = time.perf_counter()
+        with torch_threads(config.update_threads):
+            stats = self.learner.update(batch, generator)
+        returns_E = batch.episode_returns().mean(1)
+        last = len(returns_E) - 1
+        return {"return_episode0": float(returns_E[0]),
+                f"return_episode{last}": float(returns_E[-1]),
+                "trial_return": float(returns_E.sum()),
+                "env_steps_per_s": (self.sampler.env_steps - steps_before) / sample_seconds,
+                "sample_seconds": sample_seconds,
+                "update_seconds": time.perf_counter() - started, **stats}
+
+    def postfix(self, row: dict[str, float]) -> dict[str, str]:
+        last = self.config.rl2.episodes_per_trial - 1
+        return {"first": f"{row['return_episode0']:.2f}",
+                "last": f"{row[f'return_episode{last}']:.2f}"}
