@@ -1,0 +1,226 @@
+"""RL²: the recurrent policy's memory, the trial sampler, GAE over a trial, the PPO update,
+training from the command line, and learning on bandits against UCB1."""
+
+import numpy as np
+import pytest
+import torch
+
+import tasks
+from fewshot import cli
+from fewshot.checkpoint import load_checkpoint
+from fewshot.config import RL2Config, TrainConfig
+from fewshot.evaluation import load_run, make_learner
+from fewshot.harness import EvaluationSettings, evaluate, freeze_tasks
+from fewshot.recurrent import RecurrentActorCritic
+from fewshot.references import ChoiceLearner
+from fewshot.rl2 import RL2, trial_advantages
+from fewshot.trial_sampler import TrialBatch, TrialSampler
+
+BANDIT = tasks.get("bandit")
+NAV = tasks.get("point-nav")
+
+
+def policy_for(sampler, seed=0):
+    torch.manual_seed(seed)
+    return RecurrentActorCritic(obs_size=sampler.obs_size, action_size=sampler.action_size,
+                                discrete=sampler.discrete, hidden_size=16)
+
+
+def nav_trials(episodes=3, horizon=6, n=4):
+    sampler = TrialSampler(family=NAV, num_trials=n, episodes_per_trial=episodes,
+                           horizon=horizon)
+    task_list = NAV.sample(n, "train", np.random.default_rng(0))
+    return sampler, task_list
+
+
+# Memory -------------------------------------------------------------------------------
+
+def test_identical_inputs_give_identical_outputs_from_a_fresh_state():
+    sampler, _ = nav_trials()
+    policy = policy_for(sampler)
+    x = torch.randn(5, 2, policy.input_size)
+    first = policy(x, policy.initial_state(2))
+    second = policy(x, policy.initial_state(2))
+    for a, b in zip(first, second, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # and the output at a step depends on what came before it (the state carries)
+    moved = policy(x[1:], policy.initial_state(2))[0]
+    assert not torch.allclose(moved[0], first[0][1])
+
+
+def test_the_state_carries_across_a_trials_episodes_and_is_cleared_between_trials():
+    sampler, task_list = nav_trials()
+    policy = policy_for(sampler)
+    batch = sampler.sample(policy, task_list, seed=3)
+    # replaying the whole trial from a zero state reproduces every recorded log-prob:
+    # the sampler never reset the state inside the trial
+    head, value, _ = policy(batch.inputs_TNI, policy.initial_state(4))
+    with torch.no_grad():
+        torch.testing.assert_close(policy.log_prob(head, batch.act_TN), batch.logp_TN)
+        torch.testing.assert_close(value, batch.value_TN)
+    # starting the second episode from a zero state instead gives other outputs
+    second = int((batch.episode_TN[:, 0] == 1).nonzero()[0])
+    with torch.no_grad():
+        cold = policy(batch.inputs_TNI[second:], policy.initial_state(4))[1]
+    assert not torch.allclose(cold[0, 0], batch.value_TN[second, 0])
+    # a new trial starts from scratch: the same seed gives the same trial again
+    again = sampler.sample(policy, task_list, seed=3)
+    torch.testing.assert_close(again.logp_TN, batch.logp_TN, rtol=0, atol=0)
+    torch.testing.assert_close(again.rew_TN, batch.rew_TN, rtol=0, atol=0)
+
+
+def test_trials_hold_their_episodes_in_order_with_resets_between_them():
+    sampler, task_list = nav_trials(episodes=3, horizon=6)
+    batch = sampler.sample(policy_for(sampler), task_list, seed=1)
+    assert batch.valid_TN.shape == (18, 4)
+    torch.testing.assert_close(batch.episode_lengths(), torch.full((3, 4), 6))
+    for n in range(4):
+        assert batch.episode_TN[:, n].tolist() == [0] * 6 + [1] * 6 + [2] * 6
+    # the new-episode flag (last input) is 1 exactly on each episode's first step, where
+    # point-nav's observation is the origin again
+    flag = batch.inputs_TNI[..., -1]
+    firsts = torch.zeros(18, 4)
+    firsts[[0, 6, 12]] = 1.0
+    torch.testing.assert_close(flag, firsts)
+    torch.testing.assert_close(batch.inputs_TNI[[0, 6, 12], :, :2], torch.zeros(3, 4, 2))
+    # the previous reward is fed back, also across the boundary
+    torch.testing.assert_close(batch.inputs_TNI[1:, :, -2], batch.rew_TN[:-1])
+    np.testing.assert_allclose(batch.episode_returns().sum(0), batch.rew_TN.sum(0),
+                               rtol=1e-6)
+
+
+def test_one_pull_episodes_make_a_trial_of_pulls():
+    sampler = TrialSampler(family=BANDIT, num_trials=3, episodes_per_trial=7)
+    task_list = BANDIT.sample(3, "train", np.random.default_rng(0))
+    batch = sampler.sample(policy_for(sampler), task_list, seed=0)
+    assert batch.act_TN.shape == (7, 3) and batch.act_TN.dtype == torch.long
+    assert batch.valid_TN.all() and batch.terminated_TN.all()
+    assert batch.episode_returns().shape == (7, 3)
+    assert sampler.env_steps == 21
+
+
+def test_trial_sampler_refuses_bad_input():
+    with pytest.raises(ValueError, match="episodes_per_trial must be an integer >= 1"):
+        TrialSampler(family=NAV, num_trials=2, episodes_per_trial=0)
+    sampler, task_list = nav_trials()
+    with pytest.raises(ValueError, match="need 4 tasks"):
+        sampler.sample(policy_for(sampler), task_list[:2], seed=0)
+    bandit_sampler = TrialSampler(family=BANDIT, num_trials=4, episodes_per_trial=2)
+    with pytest.raises(ValueError, match="policy's actions are discrete"):
+        sampler.sample(policy_for(bandit_sampler), task_list, seed=0)
+
+
+# GAE over a trial ---------------------------------------------------------------------
+
+def test_gae_over_a_trial_bootstraps_across_its_inner_episode_boundary():
+    # one trial: episode 0 = steps 0, 1; episode 1 = step 2; then the trial is over
+    rew = torch.tensor([[1.0], [0.0], [2.0], [0.0]])
+    value = torch.tensor([[0.5], [0.2], [0.1], [9.0]])
+    valid = torch.tensor([[True], [True], [True], [False]])
+    batch = TrialBatch(inputs_TNI=torch.zeros(4, 1, 3), act_TN=torch.zeros(4, 1),
+                       rew_TN=rew, logp_TN=torch.zeros(4, 1), value_TN=value,
+                       valid_TN=valid, episode_TN=torch.tensor([[0], [0], [1], [1]]),
+                       terminated_TN=torch.tensor([[False], [True], [True], [False]]),
+                       truncated_TN=torch.zeros(4, 1, dtype=torch.bool),
+                       diverged_TN=torch.zeros(4, 1, dtype=torch.bool),
+                       tasks=[None], episodes_per_trial=2)
+    adv, target = trial_advantages(batch, gamma=0.9, gae_lambda=1.0)
+    # by hand: the step that ends episode 0 bootstraps from episode 1's first value; the
+    # trial's last step from nothing
+    a2 = 2.0 - 0.1
+    a1 = (0.0 + 0.9 * 0.1 - 0.2) + 0.9 * a2
+    a0 = (1.0 + 0.9 * 0.2 - 0.5) + 0.9 * a1
+    torch.testing.assert_close(adv[:, 0], torch.tensor([a0, a1, a2, 0.0], dtype=adv.dtype))
+    torch.testing.assert_close(target[:3, 0], (adv[:3, 0] + value[:3, 0].double()))
+    assert target[3, 0] == 0.0
+    half, _ = trial_advantages(batch, gamma=0.9, gae_lambda=0.5)
+    d2, d1, d0 = a2, 0.0 + 0.9 * 0.1 - 0.2, 1.0 + 0.9 * 0.2 - 0.5
+    expected1 = d1 + 0.45 * d2
+    torch.testing.assert_close(half[:3, 0], torch.tensor([d0 + 0.45 * expected1, expected1, d2],
+                                                         dtype=half.dtype))
+
+
+# The PPO update -----------------------------------------------------------------------
+
+def test_a_ppo_update_raises_the_likelihood_of_advantageous_actions():
+    sampler = TrialSampler(family=BANDIT, num_trials=64, episodes_per_trial=4)
+    policy = policy_for(sampler)
+    learner = RL2(policy=policy, config=RL2Config(lr=1e-2, entropy_coef=0.0), gamma=0.99,
+                  gae_lambda=0.95, normalize_advantages=True)
+    task = BANDIT.task_from_dict({"arm_0": 0.9, "arm_1": 0.1, "arm_2": 0.1, "arm_3": 0.1,
+                                  "arm_4": 0.1})
+    batch = sampler.sample(policy, [task] * 64, seed=0)
+
+    def prob_of_arm0():
+        with torch.no_grad():
+            head = policy(batch.inputs_TNI, policy.initial_state(64))[0]
+            return torch.softmax(head, -1)[..., 0].mean()
+    before = prob_of_arm0()
+    stats = learner.update(batch, torch.Generator().manual_seed(0))
+    assert prob_of_arm0() > before + 0.05
+    assert set(stats) == {"policy_loss", "value_loss", "entropy", "approx_kl",
+                          "clip_fraction"}
+
+
+# Command line, resume, evaluation, learning -------------------------------------------
+
+RL2_TINY = ["train", "--algo", "rl2", "--family", "bandit", "--meta_batch_size", "8",
+            "--rl2.episodes_per_trial", "4", "--rl2.hidden_size", "8", "--no-progress"]
+
+
+def test_rl2_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert cli.main([*RL2_TINY, "--iterations", "4", "--out", str(whole)]) == 0
+    assert cli.main([*RL2_TINY, "--iterations", "2", "--checkpoint_every", "2",
+                     "--out", str(split)]) == 0
+    assert cli.main([*RL2_TINY, "--iterations", "4", "--checkpoint_every", "2",
+                     "--out", str(split), "--resume"]) == 0
+    a, b = load_checkpoint(whole)["learner"], load_checkpoint(split)["learner"]
+    for name, tensor in a["policy"].items():
+        assert torch.equal(tensor, b["policy"][name]), name
+    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
+    metrics = (split / "metrics.csv").read_text().splitlines()
+    assert metrics[0].startswith("iteration,env_steps,return_episode0,return_episode3")
+    assert len(metrics) == 5
+
+
+def test_rl2_settings_are_checked_naming_the_field(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([*RL2_TINY, "--rl2.clip", "2", "--out", str(tmp_path / "r")])
+    assert "rl2.clip must be in (0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_rl2_run_is_evaluated_and_has_no_non_adaptive_policy(tmp_path):
+    run = tmp_path / "rl2-bandit-s0"
+    assert cli.main([*RL2_TINY, "--iterations", "1", "--out", str(run)]) == 0
+    small = ["--episodes", "3", "--tasks", "2", "--trials", "2", "--no-progress"]
+    assert cli.main(["evaluate", str(run), *small]) == 0
+    assert cli.main(["evaluate", str(run), *small, "--learner", "ucb1"]) == 0
+    assert (run / "evaluation" / "records.csv").is_file()
+    assert (run / "evaluation-ucb1" / "records.csv").is_file()
+    with pytest.raises(SystemExit, match="an RL² run has none"):
+        cli.main(["evaluate", str(run), *small, "--learner", "non-adaptive"])
+
+
+def test_rl2_learns_bandits_beating_random_and_reaching_ucb1(tmp_path):
+    from fewshot.train import train
+
+    config = TrainConfig(algo="rl2", family="bandit", seed=0, iterations=300,
+                         meta_batch_size=128, gae_lambda=0.95,
+                         rl2=RL2Config(episodes_per_trial=10, lr=3e-3))
+    train(config, tmp_path / "run", progress=False)
+    settings = EvaluationSettings(episodes=9, tasks=100, trials=10, seed=0,
+                                  splits=("test-id",))
+    task_sets = freeze_tasks(BANDIT, settings)
+    _, rl2 = load_run(tmp_path / "run")
+    learners = {"rl2": make_learner("trained", config, rl2, label="rl2",
+                                    episodes_per_step=None),
+                "random": ChoiceLearner(name="random", rule="random"),
+                "ucb1": ChoiceLearner(name="ucb1", rule="ucb1")}
+    total = {name: evaluate(learner, BANDIT, task_sets, settings, run=name,
+                            run_seed=0)["return"].sum() / (100 * 10)
+             for name, learner in learners.items()}
+    # measured: random 5.06, UCB1 5.48, RL² 5.82 per trial of 10 pulls
+    assert total["rl2"] > total["random"] + 0.4
+    assert total["rl2"] > total["ucb1"] - 0.1
