@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from tasks.bandit import bandit
 from tasks.family import TaskFamily
+from tasks.guessing_game import guessing_game
 from tasks.locomotion import ANT, CHEETAH, locomotion_family
 from tasks.locomotion.dynamics import CrippledLeg, Scaling
 from tasks.locomotion.rewards import Direction, Forward, Gait, PlanarDirection, TargetVelocity
@@ -75,4 +76,5 @@ BUILTIN: dict[str, Callable[[], TaskFamily]] = {
     "ant-dyn": ant_dyn,
     "ant-crippled": ant_crippled,
     "bandit": bandit,
+    "guessing-game": guessing_game,
 }

@@ -16,12 +16,13 @@ from tasks.locomotion import ANT, CHEETAH
 from tasks.locomotion.dynamics import SCALED_FIELDS, model_field
 
 NAMES = tasks.names()
-NUMPY_NAMES = ("point-nav", "bandit")  # simulated with numpy, not MuJoCo
+NUMPY_NAMES = ("point-nav", "bandit", "guessing-game")  # simulated with numpy, not MuJoCo
 MUJOCO_NAMES = [n for n in NAMES if n not in NUMPY_NAMES]
 DISCRETE_NAMES = [n for n in NAMES if isinstance(tasks.get(n).make_env().action_space,
                                                  gymnasium.spaces.Discrete)]
 BOX_NAMES = [n for n in NAMES if n not in DISCRETE_NAMES]
-ENDLESS_NAMES = [n for n in NAMES if n != "bandit"]  # episodes run to the horizon
+# episodes that run to the horizon under the zero action
+ENDLESS_NAMES = [n for n in NAMES if n not in ("bandit", "guessing-game")]
 SEED = 11
 ROLLOUT_STEPS = 250  # past the longest horizon (200), so every family ends an episode
 
@@ -608,7 +609,7 @@ def test_cheetah_vel_follows_gymnasium_half_cheetah_v5():
 BAD_CHOICES = {
     "dtype": (lambda a: a.astype(np.float32), "integers"),
     "shape": (lambda a: a[:, None], "shape"),
-    "range": (lambda a: a + 99, "in \\[0, 5\\)"),
+    "range": (lambda a: a + 99, "in \\[0, \\d\\)"),
 }
 
 
@@ -624,7 +625,7 @@ def test_bad_discrete_actions_raise_value_error_naming_the_problem(name, problem
         venv.step(spoil(good))
     env = family.make_env()
     env.reset(seed=0)
-    with pytest.raises(ValueError, match="arm index"):
+    with pytest.raises(ValueError, match=r"index in \[0, \d\)"):
         env.step(spoil(good)[0] if problem != "shape" else good)
     venv.step(good)
 
@@ -662,3 +663,29 @@ def test_bandit_next_step_autoreset_spends_every_other_step_resetting():
     venv.reset()
     rewards = [venv.step(np.zeros(3, dtype=np.int64))[1] for _ in range(4)]
     np.testing.assert_array_equal(rewards, [[1, 1, 1], [0, 0, 0], [1, 1, 1], [0, 0, 0]])
+
+
+def test_guessing_game_wrong_guesses_cost_one_and_the_right_one_ends_the_episode():
+    family = tasks.get("guessing-game")
+    task = family.task_from_dict({"label": 2, "instance": 0.25, "noise": 0.5})
+    env = family.make_env(task)
+    x, _ = env.reset(seed=0)
+    for guess, cost, done in ((0, -1.0, False), (0, -1.0, False), (2, 0.0, True)):
+        obs, reward, terminated, _, _ = env.step(np.int64(guess))
+        np.testing.assert_array_equal(obs, x)
+        assert (reward, terminated) == (cost, done)
+
+
+def test_guessing_game_trains_on_a_finite_set_and_tests_on_fresh_noisier_copies():
+    family = tasks.get("guessing-game")
+    rng = np.random.default_rng(0)
+    train = family.sample(2000, "train", rng)
+    assert len(set(train)) <= 4 * 64
+    fresh = family.sample(50, "test-id", rng)
+    assert not set(fresh) & set(train)
+    from tasks.guessing_game import PROTOTYPES, observation
+
+    def distance(t):
+        return np.linalg.norm(observation(t.label, t.instance, t.noise) - PROTOTYPES[t.label])
+    ood = family.sample(50, "test-ood", rng)
+    assert np.mean([distance(t) for t in ood]) > 1.8 * np.mean([distance(t) for t in fresh])

@@ -1,0 +1,135 @@
+"""guessing-game: fully observed, yet generalizing to new observations needs memory.
+
+Each episode shows one observation x, a noisy copy of one of C class prototypes, and the
+agent guesses its class, one guess per step. A wrong guess costs 1 and the episode goes
+on with the same x; a right guess ends it. A Markov policy that guesses wrong on an x it
+has not seen repeats its mistake; a policy with memory can eliminate wrong guesses
+within an episode, and remember the answer for the next episode of the same task.
+
+A task is one observation: its class `label`, an `instance` id that fixes its noise, and
+the noise scale. Train: a finite set of observations (64 instances per class, noise
+0.5). Test-id: fresh instances, same noise. Test-ood: fresh instances with noise in
+[1, 1.5), so further from their prototypes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+from tasks.family import TaskFamily
+from tasks.regions import Param, box, choice, product
+from tasks.vector import BatchedEnv, SimStep
+
+CLASSES = 4
+FEATURES = 8
+TRAIN_INSTANCES = 64
+TRAIN_NOISE = 0.5
+PROTOTYPES = np.random.default_rng(20261126).normal(size=(CLASSES, FEATURES))
+
+OBSERVATION_SPACE = spaces.Box(-np.inf, np.inf, (FEATURES,), np.float64)
+ACTION_SPACE = spaces.Discrete(CLASSES)
+
+
+def observation(label: int, instance: float, noise: float) -> np.ndarray:
+    """The task's x: its prototype plus `noise` times a fixed normal vector of `instance`."""
+    seed = int(np.float64(instance).view(np.uint64))
+    return PROTOTYPES[int(label)] + noise * np.random.default_rng(seed).normal(size=FEATURES)
+
+
+class GuessingGameSim:
+    """N games stepped with array operations."""
+
+    single_observation_space = OBSERVATION_SPACE
+    single_action_space = ACTION_SPACE
+
+    def __init__(self, num_envs: int) -> None:
+        self.x_NO = np.zeros((num_envs, FEATURES))
+        self.label_N = np.zeros(num_envs, dtype=np.int64)
+
+    def set_tasks(self, task: dict[str, np.ndarray]) -> None:
+        self.label_N = task["label"].astype(np.int64)
+        self.x_NO = np.stack([observation(*values) for values in
+                              zip(task["label"], task["instance"], task["noise"], strict=True)])
+
+    def reset(self, ids: np.ndarray, rngs: Sequence[np.random.Generator]) -> np.ndarray:
+        return self.x_NO[ids].copy()
+
+    def step(self, action_N: np.ndarray, active_N: np.ndarray) -> SimStep:
+        right_N = action_N == self.label_N
+        reward_N = np.where(right_N, 0.0, -1.0)
+        return SimStep(obs_NO=self.x_NO.copy(), reward_N=reward_N, terms={"guess": reward_N},
+                       terminated_N=right_N, diverged_N=np.zeros(len(action_N), dtype=bool))
+
+
+class GuessingGameEnv(gymnasium.Env):
+    """The single reference env, written with scalars."""
+
+    metadata = {"render_modes": []}
+    observation_space = OBSERVATION_SPACE
+    action_space = ACTION_SPACE
+
+    def __init__(self, *, family: TaskFamily, task: Any) -> None:
+        self.family = family
+        self.set_task(task)
+
+    def set_task(self, task: Any) -> None:
+        """Use `task` from the next reset on."""
+        self.task = self.family.check_task(task)
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        if "task" in options:
+            self.set_task(options.pop("task"))
+        if options:
+            raise ValueError(f"unknown reset options {sorted(options)}; allowed: 'task'")
+        self._x = observation(self.task.label, self.task.instance, self.task.noise)
+        return self._x.copy(), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        guess = np.asarray(action)
+        if guess.dtype.kind not in "iu" or guess.shape != ():
+            raise ValueError(f"action must be one integer class index in [0, {CLASSES}), "
+                             f"got {action!r} (dtype {guess.dtype}, shape {guess.shape})")
+        if not 0 <= int(guess) < CLASSES:
+            raise ValueError(f"action must be a class index in [0, {CLASSES}), got "
+                             f"{int(guess)}")
+        right = int(guess) == self.task.label
+        reward = 0.0 if right else -1.0
+        return self._x.copy(), reward, right, False, {"diverged": False, "reward_guess": reward}
+
+
+def _make_vec(family: TaskFamily, tasks: Sequence[Any], *, seed: int | None = None,
+              horizon: int | None = None, autoreset_mode: str = "next-step") -> BatchedEnv:
+    return BatchedEnv(family=family, simulator=GuessingGameSim(len(tasks)), tasks=tasks,
+                      horizon=family.horizon if horizon is None else horizon,
+                      autoreset_mode=autoreset_mode, seed=seed)
+
+
+def _make_env(family: TaskFamily, task: Any) -> GuessingGameEnv:
+    return GuessingGameEnv(family=family, task=task)
+
+
+def guessing_game() -> TaskFamily:
+    labels = choice("label", range(CLASSES))
+    train_instances = choice("instance", [i / TRAIN_INSTANCES for i in range(TRAIN_INSTANCES)])
+    return TaskFamily(
+        name="guessing-game",
+        params=[Param("label", values=tuple(range(CLASSES)), doc="the observation's class"),
+                Param("instance", 0.0, 1.0, doc="fixes the observation's noise"),
+                Param("noise", 0.0, 2.0, doc="distance from the class prototype")],
+        splits={"train": product([labels, train_instances,
+                                  box(noise=(TRAIN_NOISE, TRAIN_NOISE))]),
+                "test-id": product([labels, box(instance=(0.0, 1.0),
+                                                noise=(TRAIN_NOISE, TRAIN_NOISE))]),
+                "test-ood": product([labels, box(instance=(0.0, 1.0), noise=(1.0, 1.5))])},
+        horizon=CLASSES + 2, make_vec=_make_vec, make_env=_make_env,
+        default_task={"label": 0, "instance": 0.0, "noise": TRAIN_NOISE},
+        doc=f"guess the class of x ({CLASSES} classes); train: {TRAIN_INSTANCES} x per "
+            "class; OOD: noisier x")
