@@ -7,8 +7,9 @@ MAML, memory-based learners and fixed policies are scored the same way:
     adaptation = learner.start(family, tasks, horizon=None)  # one trial per task
     episodes = adaptation.run_block(count, seed)  # `count` episodes of every trial, then learn
 
-Learners here: MAML (gradient steps), RL² (memory), a fixed policy (the non-adaptive
-policy of a run, or the random policy) and a scripted oracle that is told the task.
+Learners here: MAML (gradient steps), PPO-trained actor-critics (RL² adapts by memory;
+the ppo and oracle baselines do not adapt), a fixed policy (the non-adaptive policy of a
+MAML run, or the random policy) and a scripted oracle that is told the task.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch import nn
 from fewshot.advantages import with_advantages
 from fewshot.maml import MAML
 from fewshot.policy import Params
-from fewshot.rl2 import RL2
+from fewshot.ppo import PPO
 from fewshot.sampler import Batch, Sampler
 from fewshot.trial_sampler import TrialBatch, TrialSampler
 
@@ -205,30 +206,31 @@ class _MAMLAdaptation:
         return Episodes.from_batch(batch)
 
 
-class RL2Adapter:
-    """RL² at evaluation: a trial of K + 1 episodes with the hidden state carried; it
-    adapts through its memory only, so the whole trial is sampled in one go."""
+class TrialAdapter:
+    """A PPO-trained actor-critic at evaluation: one trial of K + 1 episodes, sampled in
+    one go. RL² carries its hidden state across them (its only way to adapt); the Markov
+    baselines (ppo, oracle) do not adapt, so their curves are flat."""
 
-    def __init__(self, *, name: str, learner: RL2) -> None:
+    def __init__(self, *, name: str, learner: PPO) -> None:
         self.name = name
         self.learner = learner
 
     def start(self, family: Any, tasks: Sequence[Any], *,
-              horizon: int | None = None) -> _RL2Adaptation:
-        return _RL2Adaptation(self.learner, family, list(tasks), horizon)
+              horizon: int | None = None) -> _TrialAdaptation:
+        return _TrialAdaptation(self.learner, family, list(tasks), horizon)
 
 
-class _RL2Adaptation:
+class _TrialAdaptation:
     block = ALL_AT_ONCE
 
-    def __init__(self, learner: RL2, family: Any, tasks: list[Any],
+    def __init__(self, learner: PPO, family: Any, tasks: list[Any],
                  horizon: int | None) -> None:
         self.learner, self.family, self.tasks, self.horizon = learner, family, tasks, horizon
         self.started = False
 
     def run_block(self, count: int, seed: int) -> Episodes:
         if self.started:
-            raise RuntimeError("an RL² trial runs in one block; start a new one")
+            raise RuntimeError("a trial runs in one block; start a new one")
         self.started = True
         sampler = TrialSampler(family=self.family, num_trials=len(self.tasks),
                                episodes_per_trial=count, horizon=self.horizon)

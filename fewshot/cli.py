@@ -11,7 +11,7 @@ import jsonargparse
 
 import tasks
 from fewshot import rollouts
-from fewshot.config import MAMLConfig, RL2Config, TrainConfig
+from fewshot.config import MAMLConfig, PPOConfig, TrainConfig
 
 
 def families_command(args: argparse.Namespace) -> int:
@@ -73,11 +73,11 @@ def parse_train_args(argv: list[str]) -> tuple[TrainConfig, Path, bool, bool]:
         values = parser.parse_args(["--config", str(saved), *argv]).as_dict()
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     try:
-        maml, rl2 = values.pop("maml"), values.pop("rl2")
+        maml, ppo = values.pop("maml"), values.pop("ppo")
         config = TrainConfig(
-            **{k: v for k, v in values.items() if k in fields - {"maml", "rl2"}},
+            **{k: v for k, v in values.items() if k in fields - {"maml", "ppo"}},
             maml=maml if isinstance(maml, MAMLConfig) else MAMLConfig(**maml),
-            rl2=rl2 if isinstance(rl2, RL2Config) else RL2Config(**rl2))
+            ppo=ppo if isinstance(ppo, PPOConfig) else PPOConfig(**ppo))
     except (TypeError, ValueError) as error:
         parser.error(str(error))
     out = Path(values["out"] or f"runs/{config.algo}-{config.family}-s{config.seed}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import tasks
 from fewshot.policy import ACTIVATIONS
 
-ALGOS = ("maml", "rl2")
+ALGOS = ("maml", "rl2", "ppo", "oracle")
 OUTER_OPTIMIZERS = ("trpo", "ppo")
 
 
@@ -74,13 +74,13 @@ class MAMLConfig:
 
 
 @dataclass
-class RL2Config:
-    """RL²: a recurrent policy trained with PPO over whole trials."""
+class PPOConfig:
+    """PPO over trials: RL² (recurrent), and the ppo and oracle baselines (Markov)."""
 
     episodes_per_trial: int = 10
-    """Episodes of one task in a row, with the hidden state carried across them."""
+    """RL²: episodes of one task in a row, with the hidden state carried across them."""
     hidden_size: int = 128
-    """GRU width."""
+    """RL²: GRU width (the Markov baselines use hidden_sizes)."""
     lr: float = 3e-4
     """Adam step size."""
     ppo_epochs: int = 4
@@ -99,13 +99,13 @@ class RL2Config:
     def __post_init__(self) -> None:
         for name in ("episodes_per_trial", "hidden_size", "ppo_epochs", "minibatches"):
             value = getattr(self, name)
-            _require(value >= 1, f"rl2.{name}", "an integer >= 1", value)
-        _require(self.lr > 0, "rl2.lr", "> 0", self.lr)
-        _require(0 < self.clip < 1, "rl2.clip", "in (0, 1)", self.clip)
+            _require(value >= 1, f"ppo.{name}", "an integer >= 1", value)
+        _require(self.lr > 0, "ppo.lr", "> 0", self.lr)
+        _require(0 < self.clip < 1, "ppo.clip", "in (0, 1)", self.clip)
         for name in ("value_coef", "entropy_coef"):
             value = getattr(self, name)
-            _require(value >= 0, f"rl2.{name}", ">= 0", value)
-        _require(self.max_grad_norm > 0, "rl2.max_grad_norm", "> 0", self.max_grad_norm)
+            _require(value >= 0, f"ppo.{name}", ">= 0", value)
+        _require(self.max_grad_norm > 0, "ppo.max_grad_norm", "> 0", self.max_grad_norm)
 
 
 @dataclass
@@ -151,8 +151,8 @@ class TrainConfig:
     one, torch's spinning threads can make it many times slower, hence the default."""
     maml: MAMLConfig = field(default_factory=MAMLConfig)
     """MAML settings."""
-    rl2: RL2Config = field(default_factory=RL2Config)
-    """RL² settings."""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """PPO settings of the rl2, ppo and oracle algorithms."""
 
     def __post_init__(self) -> None:
         _require(self.algo in ALGOS, "algo", f"one of {list(ALGOS)}", self.algo)

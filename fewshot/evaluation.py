@@ -33,15 +33,15 @@ from fewshot.adapters import (
     MAMLAdapter,
     Oracle,
     RandomPolicy,
-    RL2Adapter,
+    TrialAdapter,
 )
 from fewshot.checkpoint import load_checkpoint, package_versions, publish_dir
 from fewshot.config import TrainConfig
 from fewshot.harness import EvaluationSettings, check_splits, evaluate, freeze_tasks
 from fewshot.maml import MAML
+from fewshot.ppo import PPO
 from fewshot.records import Records
 from fewshot.references import ChoiceLearner
-from fewshot.rl2 import RL2
 from fewshot.train import CONFIG, build_learner, config_from_dict
 
 LEARNERS = ("trained", "non-adaptive", "random", "oracle", "ucb1", "thompson")
@@ -52,7 +52,7 @@ DEFAULT_FOLDER = "evaluation"
 
 # Runs and learners ----------------------------------------------------------------------
 
-def load_run(run_dir: Path) -> tuple[TrainConfig, MAML | RL2]:
+def load_run(run_dir: Path) -> tuple[TrainConfig, MAML | PPO]:
     """A run's config and its trained learner; clear errors for anything else."""
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG
@@ -68,7 +68,8 @@ def load_run(run_dir: Path) -> tuple[TrainConfig, MAML | RL2]:
     discrete = isinstance(env.action_space, gymnasium.spaces.Discrete)
     learner = build_learner(config, obs_size=int(np.prod(env.observation_space.shape)),
                             action_size=int(env.action_space.n) if discrete
-                            else int(np.prod(env.action_space.shape)), discrete=discrete)
+                            else int(np.prod(env.action_space.shape)), discrete=discrete,
+                            task_size=len(tasks.get(config.family).params))
     try:
         learner.load_state_dict(state["learner"])
     except (KeyError, RuntimeError, TypeError) as error:
@@ -82,7 +83,7 @@ def base_label(run_dir: Path) -> str:
     return re.sub(r"-s\d+$", "", Path(run_dir).resolve().name)
 
 
-def make_learner(kind: str, config: TrainConfig, trained: MAML | RL2, *, label: str,
+def make_learner(kind: str, config: TrainConfig, trained: MAML | PPO, *, label: str,
                  episodes_per_step: int | None) -> Learner:
     """The learner to score: the run's own, its policy without adaptation, or a reference."""
     space = tasks.get(config.family).make_env().action_space
@@ -98,11 +99,11 @@ def make_learner(kind: str, config: TrainConfig, trained: MAML | RL2, *, label: 
         oracle = Oracle(family=config.family)
         oracle.name = label
         return oracle
-    if isinstance(trained, RL2):
+    if isinstance(trained, PPO):
         if kind == "non-adaptive":
-            raise ValueError("learner non-adaptive is a MAML run's policy without inner "
-                             "steps; an RL² run has none")
-        return RL2Adapter(name=label, learner=trained)
+            raise ValueError(f"learner non-adaptive is a MAML run's policy without inner "
+                             f"steps; a {config.algo} run has none")
+        return TrialAdapter(name=label, learner=trained)
     if kind == "non-adaptive":
         return FixedPolicy(name=label, policy=trained.policy)
     return MAMLAdapter(name=label, learner=trained,

@@ -21,11 +21,11 @@ from tqdm import tqdm
 import tasks
 from fewshot.advantages import with_advantages
 from fewshot.checkpoint import load_checkpoint, save_checkpoint, write_manifest
-from fewshot.config import MAMLConfig, RL2Config, TrainConfig
+from fewshot.config import MAMLConfig, PPOConfig, TrainConfig
 from fewshot.maml import MAML
 from fewshot.metrics import MetricsLog
 from fewshot.policy import GaussianMLP
-from fewshot.rl2 import RL2Trainer, build_rl2
+from fewshot.ppo import PPO_ALGOS, PPOTrainer, build_ppo
 from fewshot.runtime import derived_seed, torch_threads
 from fewshot.sampler import Batch, Sampler
 
@@ -39,8 +39,8 @@ def config_to_dict(config: TrainConfig) -> dict:
 def config_from_dict(values: dict) -> TrainConfig:
     values = dict(values)
     maml = MAMLConfig(**values.pop("maml", {}))
-    rl2 = RL2Config(**values.pop("rl2", {}))
-    return TrainConfig(**values, maml=maml, rl2=rl2)
+    ppo = PPOConfig(**values.pop("ppo", {}))
+    return TrainConfig(**values, maml=maml, ppo=ppo)
 
 
 def prepare_run_dir(out: Path, config: TrainConfig, *, resume: bool) -> TrainConfig:
@@ -87,18 +87,18 @@ class Trainer(Protocol):
 def make_trainer(config: TrainConfig) -> Trainer:
     """The algorithm's trainer; a family its sampler cannot run fails here."""
     family = tasks.get(config.family)
-    if config.algo == "rl2":
-        return RL2Trainer(config, family)
+    if config.algo in PPO_ALGOS:
+        return PPOTrainer(config, family)
     return MAMLTrainer(config, family)
 
 
 def build_learner(config: TrainConfig, *, obs_size: int, action_size: int,
-                  discrete: bool = False) -> Any:
+                  discrete: bool = False, task_size: int = 0) -> Any:
     """The learner `config` describes, with its initial weights (fixed by the seed)."""
     torch.manual_seed(derived_seed(config.seed, 0xF00D))  # initial weights only
-    if config.algo == "rl2":
-        return build_rl2(config, obs_size=obs_size, action_size=action_size,
-                         discrete=discrete)
+    if config.algo in PPO_ALGOS:
+        return build_ppo(config, obs_size=obs_size, action_size=action_size,
+                         discrete=discrete, task_size=task_size)
     policy = GaussianMLP(obs_size=obs_size, action_size=action_size,
                          hidden_sizes=config.hidden_sizes, init_log_std=config.init_log_std,
                          activation=config.activation)

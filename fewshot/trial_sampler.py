@@ -1,8 +1,8 @@
-"""TrialSampler: runs a recurrent policy for whole trials, episodes of one task in a row.
+"""TrialSampler: runs an actor-critic for whole trials, episodes of one task in a row.
 
-A trial is `episodes_per_trial` consecutive episodes of one task in one simulation. The
-policy's hidden state starts at zero and is carried across the episodes of a trial;
-the env is reset at every episode boundary inside it. N trials (one per task given) are
+A trial is `episodes_per_trial` consecutive episodes of one task in one simulation. A
+recurrent policy's hidden state starts at zero and is carried across the episodes of a
+trial; the env is reset at every episode boundary inside it. N trials (one per task given) are
 stepped together. Like `Sampler`, it owns the env loop and never computes a loss.
 Letters: T steps (of the longest trial), N trials, E episodes per trial, I inputs.
 """
@@ -18,7 +18,7 @@ import gymnasium
 import numpy as np
 import torch
 
-from fewshot.recurrent import RecurrentActorCritic
+from fewshot.actor_critic import ActorCritic
 from fewshot.sampler import box_action_scale
 
 
@@ -78,13 +78,14 @@ class TrialSampler:
         space = self.envs.single_action_space
         self.discrete = isinstance(space, gymnasium.spaces.Discrete)
         self.obs_size = int(np.prod(self.envs.single_observation_space.shape))
+        self.task_size = len(family.params)  # what an oracle policy is told
         self.action_size = int(space.n) if self.discrete else int(np.prod(space.shape))
         self.action_center, self.action_half_range = (None, None) if self.discrete \
             else box_action_scale(space)
         self.env_steps = 0
         self.sample_seconds = 0.0
 
-    def sample(self, policy: RecurrentActorCritic, tasks: Sequence[Any], *,
+    def sample(self, policy: ActorCritic, tasks: Sequence[Any], *,
                seed: int) -> TrialBatch:
         """One trial per task; `seed` fixes env noise and action noise."""
         started = time.perf_counter()
@@ -96,6 +97,8 @@ class TrialSampler:
                              f"{'discrete' if policy.discrete else 'continuous'}, the "
                              f"family's {'discrete' if self.discrete else 'continuous'}")
         self.envs.set_tasks(list(tasks))
+        task_NP = torch.as_tensor(np.stack(list(self.family.task_arrays(tasks).values()),
+                                           axis=1), dtype=torch.float64)
         obs_NO, _ = self.envs.reset(seed=seed)
         generator = torch.Generator().manual_seed(seed)
         hidden_NH = policy.initial_state(N)
@@ -109,7 +112,8 @@ class TrialSampler:
                                                   "valid", "episode", "term", "trunc",
                                                   "diverged")}
         for _ in range(E * self.horizon):
-            x_NI = policy.inputs(torch.as_tensor(obs_NO), prev_act, prev_rew_N, new_episode_N)
+            x_NI = policy.inputs(torch.as_tensor(obs_NO), prev_act, prev_rew_N, new_episode_N,
+                                 task_NP)
             with torch.no_grad():
                 head_1NA, value_1N, hidden_NH = policy(x_NI[None], hidden_NH)
                 act = policy.sample(head_1NA[0], generator)

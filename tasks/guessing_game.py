@@ -7,9 +7,9 @@ has not seen repeats its mistake; a policy with memory can eliminate wrong guess
 within an episode, and remember the answer for the next episode of the same task.
 
 A task is one observation: its class `label`, an `instance` id that fixes its noise, and
-the noise scale. Train: a finite set of observations (64 instances per class, noise
-0.5). Test-id: fresh instances, same noise. Test-ood: fresh instances with noise in
-[1, 1.5), so further from their prototypes.
+the noise scale. Train: a finite set of observations (256 instances per class, noise
+1.5, so that even on them a first guess is often wrong). Test-id: fresh instances, same
+noise. Test-ood: fresh instances with noise in [2.5, 3.5), further from their prototypes.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from tasks.vector import BatchedEnv, SimStep
 
 CLASSES = 4
 FEATURES = 8
-TRAIN_INSTANCES = 64
-TRAIN_NOISE = 0.5
+TRAIN_INSTANCES = 256
+TRAIN_NOISE = 1.5
 PROTOTYPES = np.random.default_rng(20261126).normal(size=(CLASSES, FEATURES))
 
 OBSERVATION_SPACE = spaces.Box(-np.inf, np.inf, (FEATURES,), np.float64)
@@ -123,12 +123,12 @@ def guessing_game() -> TaskFamily:
         name="guessing-game",
         params=[Param("label", values=tuple(range(CLASSES)), doc="the observation's class"),
                 Param("instance", 0.0, 1.0, doc="fixes the observation's noise"),
-                Param("noise", 0.0, 2.0, doc="distance from the class prototype")],
+                Param("noise", 0.0, 4.0, doc="distance from the class prototype")],
         splits={"train": product([labels, train_instances,
                                   box(noise=(TRAIN_NOISE, TRAIN_NOISE))]),
                 "test-id": product([labels, box(instance=(0.0, 1.0),
                                                 noise=(TRAIN_NOISE, TRAIN_NOISE))]),
-                "test-ood": product([labels, box(instance=(0.0, 1.0), noise=(1.0, 1.5))])},
+                "test-ood": product([labels, box(instance=(0.0, 1.0), noise=(2.5, 3.5))])},
         horizon=CLASSES + 2, make_vec=_make_vec, make_env=_make_env,
         default_task={"label": 0, "instance": 0.0, "noise": TRAIN_NOISE},
         doc=f"guess the class of x ({CLASSES} classes); train: {TRAIN_INSTANCES} x per "

@@ -7,13 +7,13 @@ import torch
 
 import tasks
 from fewshot import cli
+from fewshot.actor_critic import RecurrentActorCritic
 from fewshot.checkpoint import load_checkpoint
-from fewshot.config import RL2Config, TrainConfig
+from fewshot.config import PPOConfig, TrainConfig
 from fewshot.evaluation import load_run, make_learner
 from fewshot.harness import EvaluationSettings, evaluate, freeze_tasks
-from fewshot.recurrent import RecurrentActorCritic
+from fewshot.ppo import PPO, trial_advantages
 from fewshot.references import ChoiceLearner
-from fewshot.rl2 import RL2, trial_advantages
 from fewshot.trial_sampler import TrialBatch, TrialSampler
 
 BANDIT = tasks.get("bandit")
@@ -145,7 +145,7 @@ def test_gae_over_a_trial_bootstraps_across_its_inner_episode_boundary():
 def test_a_ppo_update_raises_the_likelihood_of_advantageous_actions():
     sampler = TrialSampler(family=BANDIT, num_trials=64, episodes_per_trial=4)
     policy = policy_for(sampler)
-    learner = RL2(policy=policy, config=RL2Config(lr=1e-2, entropy_coef=0.0), gamma=0.99,
+    learner = PPO(policy=policy, config=PPOConfig(lr=1e-2, entropy_coef=0.0), gamma=0.99,
                   gae_lambda=0.95, normalize_advantages=True)
     task = BANDIT.task_from_dict({"arm_0": 0.9, "arm_1": 0.1, "arm_2": 0.1, "arm_3": 0.1,
                                   "arm_4": 0.1})
@@ -165,7 +165,7 @@ def test_a_ppo_update_raises_the_likelihood_of_advantageous_actions():
 # Command line, resume, evaluation, learning -------------------------------------------
 
 RL2_TINY = ["train", "--algo", "rl2", "--family", "bandit", "--meta_batch_size", "8",
-            "--rl2.episodes_per_trial", "4", "--rl2.hidden_size", "8", "--no-progress"]
+            "--ppo.episodes_per_trial", "4", "--ppo.hidden_size", "8", "--no-progress"]
 
 
 def test_rl2_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path):
@@ -186,8 +186,8 @@ def test_rl2_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path):
 
 def test_rl2_settings_are_checked_naming_the_field(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        cli.main([*RL2_TINY, "--rl2.clip", "2", "--out", str(tmp_path / "r")])
-    assert "rl2.clip must be in (0, 1)" in capsys.readouterr().err
+        cli.main([*RL2_TINY, "--ppo.clip", "2", "--out", str(tmp_path / "r")])
+    assert "ppo.clip must be in (0, 1)" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
@@ -199,7 +199,7 @@ def test_an_rl2_run_is_evaluated_and_has_no_non_adaptive_policy(tmp_path):
     assert cli.main(["evaluate", str(run), *small, "--learner", "ucb1"]) == 0
     assert (run / "evaluation" / "records.csv").is_file()
     assert (run / "evaluation-ucb1" / "records.csv").is_file()
-    with pytest.raises(SystemExit, match="an RL² run has none"):
+    with pytest.raises(SystemExit, match="a rl2 run has none"):
         cli.main(["evaluate", str(run), *small, "--learner", "non-adaptive"])
 
 
@@ -208,7 +208,7 @@ def test_rl2_learns_bandits_beating_random_and_reaching_ucb1(tmp_path):
 
     config = TrainConfig(algo="rl2", family="bandit", seed=0, iterations=300,
                          meta_batch_size=128, gae_lambda=0.95,
-                         rl2=RL2Config(episodes_per_trial=10, lr=3e-3))
+                         ppo=PPOConfig(episodes_per_trial=10, lr=3e-3))
     train(config, tmp_path / "run", progress=False)
     settings = EvaluationSettings(episodes=9, tasks=100, trials=10, seed=0,
                                   splits=("test-id",))

@@ -1,10 +1,15 @@
-"""RL²: PPO on a recurrent actor-critic over whole trials (learner stage of the data flow).
+"""PPO over trials (learner stage of the data flow): RL² and the multi-task baselines.
 
-Each iteration's trials are one sequence each: GAE runs over the whole trial, so value
-estimates are bootstrapped across the episode boundaries inside it (the agent's
-objective is the trial's return) and only the trial's end is final. Updates replay
-every trial from a zero hidden state (back-propagation through the whole trial), in
-minibatches of trials.
+- `rl2`: a recurrent actor-critic, trials of `ppo.episodes_per_trial` episodes of one
+  task; it adapts through its memory.
+- `ppo`: a Markov actor-critic, trials of one episode (`episodes_per_task` per task):
+  the non-adaptive, domain-randomized baseline.
+- `oracle`: the same, told the task's parameters: the upper reference.
+
+Each trial is one sequence: GAE runs over the whole trial, so value estimates are
+bootstrapped across the episode boundaries inside it (the agent's objective is the
+trial's return) and only the trial's end is final. Updates replay every trial from a
+zero hidden state (back-propagation through the whole trial), in minibatches of trials.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ import torch
 from torch import nn
 
 import tasks
-from fewshot.config import RL2Config, TrainConfig
-from fewshot.recurrent import RecurrentActorCritic
+from fewshot.actor_critic import ActorCritic, MarkovActorCritic, RecurrentActorCritic
+from fewshot.config import PPOConfig, TrainConfig
 from fewshot.returns import gae, masked_mean, normalize
 from fewshot.runtime import derived_seed, torch_threads
 from fewshot.trial_sampler import TrialBatch, TrialSampler
@@ -35,10 +40,10 @@ def trial_advantages(batch: TrialBatch, *, gamma: float, gae_lambda: float
     return adv_TN, (adv_TN + value_TN) * batch.valid_TN
 
 
-class RL2:
-    """The RL² learner: its policy and the PPO update on a batch of trials."""
+class PPO:
+    """A PPO learner over trials: its actor-critic and the update."""
 
-    def __init__(self, *, policy: RecurrentActorCritic, config: RL2Config, gamma: float,
+    def __init__(self, *, policy: ActorCritic, config: PPOConfig, gamma: float,
                  gae_lambda: float, normalize_advantages: bool) -> None:
         self.policy = policy
         self.config = config
@@ -105,32 +110,49 @@ class RL2:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-def build_rl2(config: TrainConfig, *, obs_size: int, action_size: int, discrete: bool) -> RL2:
-    """The RL² learner `config` describes (seed torch first for reproducible weights)."""
-    policy = RecurrentActorCritic(obs_size=obs_size, action_size=action_size,
-                                  discrete=discrete, hidden_size=config.rl2.hidden_size,
-                                  init_log_std=config.init_log_std)
-    return RL2(policy=policy, config=config.rl2, gamma=config.gamma,
+PPO_ALGOS = ("rl2", "ppo", "oracle")
+
+
+def build_ppo(config: TrainConfig, *, obs_size: int, action_size: int, discrete: bool,
+              task_size: int) -> PPO:
+    """The learner `config.algo` describes (seed torch first for reproducible weights)."""
+    if config.algo == "rl2":
+        policy: ActorCritic = RecurrentActorCritic(
+            obs_size=obs_size, action_size=action_size, discrete=discrete,
+            hidden_size=config.ppo.hidden_size, init_log_std=config.init_log_std)
+    else:
+        policy = MarkovActorCritic(
+            obs_size=obs_size, action_size=action_size, discrete=discrete,
+            hidden_sizes=config.hidden_sizes, init_log_std=config.init_log_std,
+            task_size=task_size if config.algo == "oracle" else 0)
+    return PPO(policy=policy, config=config.ppo, gamma=config.gamma,
                gae_lambda=config.gae_lambda, normalize_advantages=config.normalize_advantages)
 
 
-class RL2Trainer:
-    """RL²: one trial per training task, then the PPO update."""
+class PPOTrainer:
+    """Trials of the training tasks, then the PPO update. RL²: one trial of
+    `ppo.episodes_per_trial` episodes per task; ppo and oracle: `episodes_per_task`
+    one-episode trials per task (a Markov policy gains nothing from longer trials)."""
 
     def __init__(self, config: TrainConfig, family: tasks.TaskFamily) -> None:
         self.config, self.family = config, family
-        self.sampler = TrialSampler(family=family, num_trials=config.meta_batch_size,
-                                    episodes_per_trial=config.rl2.episodes_per_trial,
-                                    horizon=config.horizon, nthread=config.nthread)
+        recurrent = config.algo == "rl2"
+        self.trials_per_task = 1 if recurrent else config.episodes_per_task
+        self.sampler = TrialSampler(
+            family=family, num_trials=config.meta_batch_size * self.trials_per_task,
+            episodes_per_trial=config.ppo.episodes_per_trial if recurrent else 1,
+            horizon=config.horizon, nthread=config.nthread)
         torch.manual_seed(derived_seed(config.seed, 0xF00D))  # initial weights only
-        self.learner = build_rl2(config, obs_size=self.sampler.obs_size,
+        self.learner = build_ppo(config, obs_size=self.sampler.obs_size,
                                  action_size=self.sampler.action_size,
-                                 discrete=self.sampler.discrete)
+                                 discrete=self.sampler.discrete,
+                                 task_size=self.sampler.task_size)
 
     def iteration(self, iteration: int) -> dict[str, float]:
         config = self.config
         rng = np.random.default_rng([config.seed, iteration])
-        task_list = self.family.sample(config.meta_batch_size, "train", rng)
+        task_list = [task for task in self.family.sample(config.meta_batch_size, "train", rng)
+                     for _ in range(self.trials_per_task)]
         steps_before, seconds_before = self.sampler.env_steps, self.sampler.sample_seconds
         batch = self.sampler.sample(self.learner.policy, task_list,
                                     seed=derived_seed(config.seed, iteration, 0))
@@ -141,14 +163,14 @@ class RL2Trainer:
             stats = self.learner.update(batch, generator)
         returns_E = batch.episode_returns().mean(1)
         last = len(returns_E) - 1
-        return {"return_episode0": float(returns_E[0]),
-                f"return_episode{last}": float(returns_E[-1]),
-                "trial_return": float(returns_E.sum()),
+        row = {"return_episode0": float(returns_E[0])}
+        if last > 0:
+            row[f"return_episode{last}"] = float(returns_E[-1])
+        return {**row, "trial_return": float(returns_E.sum()),
                 "env_steps_per_s": (self.sampler.env_steps - steps_before) / sample_seconds,
                 "sample_seconds": sample_seconds,
                 "update_seconds": time.perf_counter() - started, **stats}
 
     def postfix(self, row: dict[str, float]) -> dict[str, str]:
-        last = self.config.rl2.episodes_per_trial - 1
-        return {"first": f"{row['return_episode0']:.2f}",
-                "last": f"{row[f'return_episode{last}']:.2f}"}
+        last = [k for k in row if k.startswith("return_episode")][-1]
+        return {"first": f"{row['return_episode0']:.2f}", "last": f"{row[last]:.2f}"}
