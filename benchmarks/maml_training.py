@@ -78,7 +78,7 @@ def evaluate(config: TrainConfig, run_dir: Path, *, steps: int, num_tasks: int,
     family = tasks.get(config.family)
     sampler = Sampler(family=family, num_tasks=num_tasks,
                       episodes_per_task=config.episodes_per_task)
-    learner = build_learner(config, sampler)
+    learner = build_learner(config, obs_size=sampler.obs_size, action_size=sampler.action_size)
     learner.load_state_dict(load_checkpoint(run_dir)["learner"])
     task_list = family.sample(num_tasks, "test-id", np.random.default_rng([seed, 7]))
     batches = adaptation_batches(

@@ -14,6 +14,7 @@ MAML run, or the random policy) and a scripted oracle that is told the task.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ from fewshot.advantages import with_advantages
 from fewshot.maml import MAML
 from fewshot.policy import Params
 from fewshot.ppo import PPO
+from fewshot.runtime import derived_seed
 from fewshot.sampler import Batch, Sampler
 from fewshot.trial_sampler import TrialBatch, TrialSampler
 
@@ -235,3 +237,51 @@ class _TrialAdaptation:
         sampler = TrialSampler(family=self.family, num_trials=len(self.tasks),
                                episodes_per_trial=count, horizon=self.horizon)
         return Episodes.from_trials(sampler.sample(self.learner.policy, self.tasks, seed=seed))
+
+
+class FinetuneAdapter:
+    """Multi-task PPO fine-tuned at evaluation ("just fine-tune it"): each trial gets its
+    own copy of the trained policy and a fresh optimizer, and after every
+    `episodes_per_step` episodes takes one PPO update (the run's epochs and minibatches)
+    on them. Episodes are sampled with the trial's current policy (PPO is on-policy)."""
+
+    def __init__(self, *, name: str, learner: PPO, episodes_per_step: int) -> None:
+        if isinstance(episodes_per_step, bool) or episodes_per_step < 1:
+            raise ValueError(f"episodes_per_step must be an integer >= 1, got "
+                             f"{episodes_per_step!r}")
+        if learner.policy.memory:
+            raise ValueError("finetune starts from a Markov policy (a ppo run)")
+        self.name, self.learner = name, learner
+        self.episodes_per_step = int(episodes_per_step)
+
+    def start(self, family: Any, tasks: Sequence[Any], *,
+              horizon: int | None = None) -> _FinetuneAdaptation:
+        return _FinetuneAdaptation(self, family, list(tasks), horizon)
+
+
+class _FinetuneAdaptation:
+    def __init__(self, adapter: FinetuneAdapter, family: Any, tasks: list[Any],
+                 horizon: int | None) -> None:
+        trained = adapter.learner
+        self.block = adapter.episodes_per_step
+        self.family, self.tasks, self.horizon = family, tasks, horizon
+        self.learners = [PPO(policy=copy.deepcopy(trained.policy), config=trained.config,
+                             gamma=trained.gamma, gae_lambda=trained.gae_lambda,
+                             normalize_advantages=trained.normalize_advantages)
+                         for _ in tasks]
+        self._samplers: dict[int, TrialSampler] = {}
+
+    def run_block(self, count: int, seed: int) -> Episodes:
+        if count not in self._samplers:  # `count` one-episode trials of one task
+            self._samplers[count] = TrialSampler(family=self.family, num_trials=count,
+                                                 episodes_per_trial=1, horizon=self.horizon)
+        sampler = self._samplers[count]
+        blocks = []
+        for i, (task, learner) in enumerate(zip(self.tasks, self.learners, strict=True)):
+            batch = sampler.sample(learner.policy, [task] * count,
+                                   seed=derived_seed(seed, i))
+            if count == self.block:  # a shorter block ends the trial
+                learner.update(batch, torch.Generator().manual_seed(derived_seed(seed, i, 1)))
+            blocks.append(Episodes.from_trials(batch))
+        return Episodes(*(np.concatenate([getattr(b, field).T for b in blocks])
+                          for field in ("returns", "lengths", "terminated", "diverged")))

@@ -186,14 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--eval-seed", type=int, default=0,
                           help="seed of the frozen task sets and the noise (default: 0)")
     evaluate.add_argument("--learner", default="trained",
-                          choices=["trained", "non-adaptive", "random", "oracle", "ucb1",
-                                   "thompson"],
-                          help="the run's learner (default), its policy never adapted, the "
-                          "random policy, the scripted oracle told the task, or (discrete "
-                          "actions) UCB1 or Thompson sampling")
+                          choices=["trained", "non-adaptive", "finetune", "random", "oracle",
+                                   "ucb1", "thompson"],
+                          help="the run's learner (default); a MAML run's policy never "
+                          "adapted; a ppo run's policy fine-tuned by PPO on the episodes "
+                          "seen; the random policy; the scripted oracle told the task; or "
+                          "(discrete actions) UCB1 or Thompson sampling")
     evaluate.add_argument("--episodes-per-step", type=positive_int, default=None,
                           help="MAML: one inner step after every this many episodes (default: "
-                          "the run's episodes_per_task)")
+                          "the run's episodes_per_task); finetune: one PPO update after "
+                          "every this many (default: 1)")
     evaluate.add_argument("--label", default=None,
                           help="learner name in records (default: the run folder's name "
                           "without its -s<seed>)")

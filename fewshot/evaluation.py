@@ -28,6 +28,7 @@ from tqdm import tqdm
 import tasks
 from fewshot import report, stats
 from fewshot.adapters import (
+    FinetuneAdapter,
     FixedPolicy,
     Learner,
     MAMLAdapter,
@@ -44,7 +45,7 @@ from fewshot.records import Records
 from fewshot.references import ChoiceLearner
 from fewshot.train import CONFIG, build_learner, config_from_dict
 
-LEARNERS = ("trained", "non-adaptive", "random", "oracle", "ucb1", "thompson")
+LEARNERS = ("trained", "non-adaptive", "finetune", "random", "oracle", "ucb1", "thompson")
 RECORDS, TASKS, SUMMARY, REPORT, FIGURE = ("records.csv", "tasks.json", "summary.json",
                                            "report.md", "adaptation-curves.png")
 DEFAULT_FOLDER = "evaluation"
@@ -99,6 +100,12 @@ def make_learner(kind: str, config: TrainConfig, trained: MAML | PPO, *, label: 
         oracle = Oracle(family=config.family)
         oracle.name = label
         return oracle
+    if kind == "finetune":
+        if config.algo != "ppo":
+            raise ValueError(f"learner finetune fine-tunes a ppo run's policy; this run's "
+                             f"algo is {config.algo}")
+        return FinetuneAdapter(name=label, learner=trained,
+                               episodes_per_step=episodes_per_step or 1)
     if isinstance(trained, PPO):
         if kind == "non-adaptive":
             raise ValueError(f"learner non-adaptive is a MAML run's policy without inner "
@@ -123,15 +130,16 @@ def evaluate_run(run_dir: Path, settings: EvaluationSettings, *, learner: str = 
         raise ValueError(f"learner must be one of {list(LEARNERS)}, got {learner!r}")
     if episodes_per_step is not None and episodes_per_step < 1:
         raise ValueError(f"episodes_per_step must be an integer >= 1, got {episodes_per_step}")
-    config, maml = load_run(run_dir)
+    config, trained = load_run(run_dir)
     family = tasks.get(config.family)
     check_splits(family, settings.splits)
     if settings.horizon is None and config.horizon is not None:
         settings = EvaluationSettings(**{**asdict(settings), "horizon": config.horizon})
     if label is None:
         label = {"trained": base_label(run_dir),
-                 "non-adaptive": f"{base_label(run_dir)}-non-adaptive"}.get(learner, learner)
-    scored = make_learner(learner, config, maml, label=label,
+                 "non-adaptive": f"{base_label(run_dir)}-non-adaptive",
+                 "finetune": f"{base_label(run_dir)}-finetune"}.get(learner, learner)
+    scored = make_learner(learner, config, trained, label=label,
                           episodes_per_step=episodes_per_step)
     out = Path(out) if out is not None else run_dir / (
         DEFAULT_FOLDER if learner == "trained" else f"{DEFAULT_FOLDER}-{learner}")

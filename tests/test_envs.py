@@ -680,7 +680,7 @@ def test_guessing_game_trains_on_a_finite_set_and_tests_on_fresh_noisier_copies(
     family = tasks.get("guessing-game")
     rng = np.random.default_rng(0)
     train = family.sample(2000, "train", rng)
-    assert len(set(train)) <= 4 * 64
+    assert len(set(train)) <= 4 * 256
     fresh = family.sample(50, "test-id", rng)
     assert not set(fresh) & set(train)
     from tasks.guessing_game import PROTOTYPES, observation
@@ -688,4 +688,4 @@ def test_guessing_game_trains_on_a_finite_set_and_tests_on_fresh_noisier_copies(
     def distance(t):
         return np.linalg.norm(observation(t.label, t.instance, t.noise) - PROTOTYPES[t.label])
     ood = family.sample(50, "test-ood", rng)
-    assert np.mean([distance(t) for t in ood]) > 1.8 * np.mean([distance(t) for t in fresh])
+    assert np.mean([distance(t) for t in ood]) > 1.6 * np.mean([distance(t) for t in fresh])
