@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never opens a window
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from fewshot import stats
 from fewshot.records import Records
@@ -162,6 +163,7 @@ def plot_curves(summary: dict[str, Any], path: Path, *, title: str) -> None:
                 line, = ax.plot(k, mean, marker="o", label=label, color=color)
                 ax.fill_between(k, low, high, alpha=0.2, color=line.get_color())
         ax.set_xlabel("episodes seen, k")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title if single else panel)
         ax.grid(alpha=0.3)
         ax.legend()
