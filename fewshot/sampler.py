@@ -87,9 +87,7 @@ class Sampler:
 
     def __init__(self, *, family: Any, num_tasks: int, episodes_per_task: int,
                  horizon: int | None = None, nthread: int | None = None) -> None:
-        for name, value in (("num_tasks", num_tasks), ("episodes_per_task", episodes_per_task)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"Sampler: {name} must be an integer >= 1, got {value!r}")
+        check_count("Sampler", num_tasks=num_tasks, episodes_per_task=episodes_per_task)
         self.family = family
         self.num_tasks = int(num_tasks)
         self.episodes_per_task = int(episodes_per_task)
@@ -163,6 +161,13 @@ class Sampler:
     def env_actions(self, act_NA: torch.Tensor) -> torch.Tensor:
         """The policy's normalised actions mapped onto the env's action box."""
         return self.action_center + self.action_half_range * act_NA
+
+
+def check_count(owner: str, **counts: object) -> None:
+    """Each count must be an integer >= 1 (not a bool); the error names it."""
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
 
 
 def box_action_scale(space: gymnasium.spaces.Box) -> tuple[torch.Tensor, torch.Tensor]:

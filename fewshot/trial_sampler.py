@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from fewshot.actor_critic import ActorCritic
-from fewshot.sampler import box_action_scale
+from fewshot.sampler import box_action_scale, check_count
 
 
 @dataclass
@@ -63,10 +63,7 @@ class TrialSampler:
 
     def __init__(self, *, family: Any, num_trials: int, episodes_per_trial: int,
                  horizon: int | None = None, nthread: int | None = None) -> None:
-        for name, value in (("num_trials", num_trials),
-                            ("episodes_per_trial", episodes_per_trial)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"TrialSampler: {name} must be an integer >= 1, got {value!r}")
+        check_count("TrialSampler", num_trials=num_trials, episodes_per_trial=episodes_per_trial)
         self.family = family
         self.num_trials = int(num_trials)
         self.episodes_per_trial = int(episodes_per_trial)

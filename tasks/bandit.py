@@ -15,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import gymnasium
 import numpy as np
 from gymnasium import spaces
 
 from tasks.family import TaskFamily
 from tasks.regions import Param, box, shell
-from tasks.vector import BatchedEnv, SimStep
+from tasks.simple import TaskEnv, check_choice, env_factories
+from tasks.vector import SimStep
 
 ARMS = 5
 ARM_NAMES = tuple(f"arm_{i}" for i in range(ARMS))
@@ -60,53 +60,23 @@ class BanditSim:
                        diverged_N=np.zeros(n, dtype=bool))
 
 
-class BanditEnv(gymnasium.Env):
+class BanditEnv(TaskEnv):
     """The single reference env, written with scalars, independently of BanditSim."""
 
-    metadata = {"render_modes": []}
     observation_space = OBSERVATION_SPACE
     action_space = ACTION_SPACE
 
-    def __init__(self, *, family: TaskFamily, task: Any) -> None:
-        self.family = family
-        self.set_task(task)
-
-    def set_task(self, task: Any) -> None:
-        """Use `task` from the next reset on."""
-        self.task = self.family.check_task(task)
-
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
-        options = dict(options or {})
-        if "task" in options:
-            self.set_task(options.pop("task"))
-        if options:
-            raise ValueError(f"unknown reset options {sorted(options)}; allowed: 'task'")
-        return np.zeros(1), {}
+    def first_observation(self) -> np.ndarray:
+        return np.zeros(1)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        arm = np.asarray(action)
-        if arm.dtype.kind not in "iu" or arm.shape != ():
-            raise ValueError(f"action must be one integer arm index in [0, {ARMS}), got "
-                             f"{action!r} (dtype {arm.dtype}, shape {arm.shape})")
-        if not 0 <= int(arm) < ARMS:
-            raise ValueError(f"action must be an arm index in [0, {ARMS}), got {int(arm)}")
-        mean = getattr(self.task, ARM_NAMES[int(arm)])
-        reward = float(self.np_random.random() < mean)
+        arm = check_choice(action, ARMS, "arm")
+        reward = float(self.np_random.random() < getattr(self.task, ARM_NAMES[arm]))
         info = {"diverged": False, "reward_pull": reward}
         return np.zeros(1), reward, True, False, info
 
 
-def _make_vec(family: TaskFamily, tasks: Sequence[Any], *, seed: int | None = None,
-              horizon: int | None = None, autoreset_mode: str = "next-step") -> BatchedEnv:
-    return BatchedEnv(family=family, simulator=BanditSim(len(tasks)), tasks=tasks,
-                      horizon=family.horizon if horizon is None else horizon,
-                      autoreset_mode=autoreset_mode, seed=seed)
-
-
-def _make_env(family: TaskFamily, task: Any) -> BanditEnv:
-    return BanditEnv(family=family, task=task)
+make_vec, make_env = env_factories(BanditSim, BanditEnv)
 
 
 def bandit() -> TaskFamily:
@@ -117,6 +87,6 @@ def bandit() -> TaskFamily:
                 for i, name in enumerate(ARM_NAMES)],
         splits={"train": box(**train),
                 "test-ood": shell({name: (0.0, 1.0) for name in ARM_NAMES}, train)},
-        horizon=1, make_vec=_make_vec, make_env=_make_env,
+        horizon=1, make_vec=make_vec, make_env=make_env,
         doc=f"{ARMS}-armed Bernoulli bandit, one pull per episode; ID means in "
             f"[{TRAIN_RANGE[0]}, {TRAIN_RANGE[1]}), OOD an arm outside")

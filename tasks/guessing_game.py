@@ -17,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import gymnasium
 import numpy as np
 from gymnasium import spaces
 
 from tasks.family import TaskFamily
 from tasks.regions import Param, box, choice, product
-from tasks.vector import BatchedEnv, SimStep
+from tasks.simple import TaskEnv, check_choice, env_factories
+from tasks.vector import SimStep
 
 CLASSES = 4
 FEATURES = 8
@@ -66,54 +66,23 @@ class GuessingGameSim:
                        terminated_N=right_N, diverged_N=np.zeros(len(action_N), dtype=bool))
 
 
-class GuessingGameEnv(gymnasium.Env):
+class GuessingGameEnv(TaskEnv):
     """The single reference env, written with scalars."""
 
-    metadata = {"render_modes": []}
     observation_space = OBSERVATION_SPACE
     action_space = ACTION_SPACE
 
-    def __init__(self, *, family: TaskFamily, task: Any) -> None:
-        self.family = family
-        self.set_task(task)
-
-    def set_task(self, task: Any) -> None:
-        """Use `task` from the next reset on."""
-        self.task = self.family.check_task(task)
-
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
-        options = dict(options or {})
-        if "task" in options:
-            self.set_task(options.pop("task"))
-        if options:
-            raise ValueError(f"unknown reset options {sorted(options)}; allowed: 'task'")
+    def first_observation(self) -> np.ndarray:
         self._x = observation(self.task.label, self.task.instance, self.task.noise)
-        return self._x.copy(), {}
+        return self._x.copy()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        guess = np.asarray(action)
-        if guess.dtype.kind not in "iu" or guess.shape != ():
-            raise ValueError(f"action must be one integer class index in [0, {CLASSES}), "
-                             f"got {action!r} (dtype {guess.dtype}, shape {guess.shape})")
-        if not 0 <= int(guess) < CLASSES:
-            raise ValueError(f"action must be a class index in [0, {CLASSES}), got "
-                             f"{int(guess)}")
-        right = int(guess) == self.task.label
+        right = check_choice(action, CLASSES, "class") == self.task.label
         reward = 0.0 if right else -1.0
         return self._x.copy(), reward, right, False, {"diverged": False, "reward_guess": reward}
 
 
-def _make_vec(family: TaskFamily, tasks: Sequence[Any], *, seed: int | None = None,
-              horizon: int | None = None, autoreset_mode: str = "next-step") -> BatchedEnv:
-    return BatchedEnv(family=family, simulator=GuessingGameSim(len(tasks)), tasks=tasks,
-                      horizon=family.horizon if horizon is None else horizon,
-                      autoreset_mode=autoreset_mode, seed=seed)
-
-
-def _make_env(family: TaskFamily, task: Any) -> GuessingGameEnv:
-    return GuessingGameEnv(family=family, task=task)
+make_vec, make_env = env_factories(GuessingGameSim, GuessingGameEnv)
 
 
 def guessing_game() -> TaskFamily:
@@ -129,7 +98,7 @@ def guessing_game() -> TaskFamily:
                 "test-id": product([labels, box(instance=(0.0, 1.0),
                                                 noise=(TRAIN_NOISE, TRAIN_NOISE))]),
                 "test-ood": product([labels, box(instance=(0.0, 1.0), noise=(2.5, 3.5))])},
-        horizon=CLASSES + 2, make_vec=_make_vec, make_env=_make_env,
+        horizon=CLASSES + 2, make_vec=make_vec, make_env=make_env,
         default_task={"label": 0, "instance": 0.0, "noise": TRAIN_NOISE},
         doc=f"guess the class of x ({CLASSES} classes); train: {TRAIN_INSTANCES} x per "
             "class; OOD: noisier x")

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import gymnasium
 import numpy as np
 from gymnasium import spaces
 
 from tasks.family import TaskFamily
 from tasks.regions import Param, box, shell
-from tasks.vector import BatchedEnv, SimStep
+from tasks.simple import TaskEnv, env_factories
+from tasks.vector import SimStep
 
 MAX_STEP = 0.1
 GOAL_RADIUS = 0.01
@@ -54,32 +54,15 @@ class PointNavSim:
                        diverged_N=np.zeros(len(distance_N), dtype=bool))
 
 
-class PointNavEnv(gymnasium.Env):
+class PointNavEnv(TaskEnv):
     """The single reference env, written with scalars, independently of PointNavSim."""
 
-    metadata = {"render_modes": []}
     observation_space = OBSERVATION_SPACE
     action_space = ACTION_SPACE
 
-    def __init__(self, *, family: TaskFamily, task: Any) -> None:
-        self.family = family
-        self.set_task(task)
+    def first_observation(self) -> np.ndarray:
         self._x = self._y = 0.0
-
-    def set_task(self, task: Any) -> None:
-        """Use `task` from the next reset on."""
-        self.task = self.family.check_task(task)
-
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
-        options = dict(options or {})
-        if "task" in options:
-            self.set_task(options.pop("task"))
-        if options:
-            raise ValueError(f"unknown reset options {sorted(options)}; allowed: 'task'")
-        self._x = self._y = 0.0
-        return np.array([self._x, self._y]), {}
+        return np.array([self._x, self._y])
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         action = np.asarray(action)
@@ -98,15 +81,7 @@ class PointNavEnv(gymnasium.Env):
         return obs, -distance, distance < GOAL_RADIUS, False, info
 
 
-def _make_vec(family: TaskFamily, tasks: Sequence[Any], *, seed: int | None = None,
-              horizon: int | None = None, autoreset_mode: str = "next-step") -> BatchedEnv:
-    return BatchedEnv(family=family, simulator=PointNavSim(len(tasks)), tasks=tasks,
-                      horizon=family.horizon if horizon is None else horizon,
-                      autoreset_mode=autoreset_mode, seed=seed)
-
-
-def _make_env(family: TaskFamily, task: Any) -> PointNavEnv:
-    return PointNavEnv(family=family, task=task)
+make_vec, make_env = env_factories(PointNavSim, PointNavEnv)
 
 
 def point_nav() -> TaskFamily:
@@ -117,6 +92,6 @@ def point_nav() -> TaskFamily:
                 Param("goal_y", -1.0, 1.0, doc="goal y")],
         splits={"train": box(**train),
                 "test-ood": shell({"goal_x": (-1.0, 1.0), "goal_y": (-1.0, 1.0)}, train)},
-        horizon=100, make_vec=_make_vec, make_env=_make_env,
+        horizon=100, make_vec=make_vec, make_env=make_env,
         default_task={"goal_x": 0.25, "goal_y": 0.25},  # not the start, where it would end
         doc="2D point to a goal; OOD goals outside the training square")
