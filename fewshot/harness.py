@@ -7,8 +7,9 @@ R(0) is zero-shot, and a learner that does not adapt has a flat curve.
 
 Task sets are frozen from a seed per split and stored with the results, so learners
 evaluated with the same seed face the same tasks. A learner samples the episodes it runs
-with the same behaviour together (a block: all K + 1 for a fixed policy, one inner
-step's worth for MAML); each block is seeded by (seed, split, k of its first episode).
+with the same knowledge together (a block: the whole trial for a fixed policy or RL²,
+one inner step's worth for MAML, one episode for the counting references); each block
+is seeded by (seed, split, k of its first episode).
 """
 
 from __future__ import annotations
