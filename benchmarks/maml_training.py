@@ -57,7 +57,8 @@ def config_for(preset: dict, args: argparse.Namespace) -> TrainConfig:
                        meta_batch_size=args.meta_batch, episodes_per_task=20,
                        hidden_sizes=[100, 100], activation=args.activation,
                        checkpoint_every=5, update_threads=available_cores(),
-                       maml=MAMLConfig(inner_lr=args.inner_lr, max_kl=0.01))
+                       maml=MAMLConfig(inner_lr=args.inner_lr, max_kl=0.01,
+                                       num_inner_steps=args.inner_steps))
 
 
 def run_name(args: argparse.Namespace) -> str:
@@ -69,6 +70,8 @@ def run_name(args: argparse.Namespace) -> str:
         name += f"-mb{args.meta_batch}"
     if args.activation != PAPER_ACTIVATION:
         name += f"-{args.activation}"
+    if args.inner_steps != 1:
+        name += f"-steps{args.inner_steps}"
     return name
 
 
@@ -128,6 +131,8 @@ def main() -> None:
                              "value gets its own run folder and result files")
     parser.add_argument("--meta-batch", type=int, default=PAPER_META_BATCH,
                         help="tasks per meta-iteration (default: the paper's %(default)s)")
+    parser.add_argument("--inner-steps", type=int, default=1,
+                        help="inner steps in meta-training (default: the paper's 1)")
     parser.add_argument("--activation", choices=["tanh", "relu"], default=PAPER_ACTIVATION,
                         help="hidden nonlinearity (default: the paper's %(default)s)")
     parser.add_argument("--eval-tasks", type=int, default=40)
