@@ -91,11 +91,8 @@ class Sampler:
         self.family = family
         self.num_tasks = int(num_tasks)
         self.episodes_per_task = int(episodes_per_task)
-        options: dict[str, Any] = {"autoreset_mode": "disabled", "horizon": horizon}
-        if nthread is not None:
-            options["nthread"] = nthread
-        self.envs = family.make_vec([family.default_task] * (num_tasks * episodes_per_task),
-                                    **options)
+        self.envs = sampling_envs(family, num_tasks * episodes_per_task, horizon=horizon,
+                                  nthread=nthread)
         self.horizon = self.envs.horizon
         space = self.envs.single_action_space
         if not isinstance(space, gymnasium.spaces.Box):
@@ -161,6 +158,15 @@ class Sampler:
     def env_actions(self, act_NA: torch.Tensor) -> torch.Tensor:
         """The policy's normalised actions mapped onto the env's action box."""
         return self.action_center + self.action_half_range * act_NA
+
+
+def sampling_envs(family: Any, num_envs: int, *, horizon: int | None,
+                  nthread: int | None) -> Any:
+    """A sampler's batched env: `num_envs` simulations, resets left to the sampler."""
+    options: dict[str, Any] = {"autoreset_mode": "disabled", "horizon": horizon}
+    if nthread is not None:  # only the MuJoCo families take it
+        options["nthread"] = nthread
+    return family.make_vec([family.default_task] * num_envs, **options)
 
 
 def check_count(owner: str, **counts: object) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from fewshot.actor_critic import ActorCritic
-from fewshot.sampler import box_action_scale, check_count
+from fewshot.sampler import box_action_scale, check_count, sampling_envs
 
 
 @dataclass
@@ -67,10 +67,7 @@ class TrialSampler:
         self.family = family
         self.num_trials = int(num_trials)
         self.episodes_per_trial = int(episodes_per_trial)
-        options: dict[str, Any] = {"autoreset_mode": "disabled", "horizon": horizon}
-        if nthread is not None:
-            options["nthread"] = nthread
-        self.envs = family.make_vec([family.default_task] * self.num_trials, **options)
+        self.envs = sampling_envs(family, self.num_trials, horizon=horizon, nthread=nthread)
         self.horizon = self.envs.horizon
         space = self.envs.single_action_space
         self.discrete = isinstance(space, gymnasium.spaces.Discrete)
