@@ -15,7 +15,7 @@ MAML run, or the random policy) and a scripted oracle that is told the task.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -81,17 +81,23 @@ class Learner(Protocol):
 
 
 class SamplerCache:
-    """Markov samplers for a fixed list of trials, one per block size."""
+    """Samplers built on first use, one per block size: `make(count)` builds the one for
+    blocks of `count` episodes."""
 
-    def __init__(self, family: Any, num_trials: int, horizon: int | None) -> None:
-        self.family, self.num_trials, self.horizon = family, num_trials, horizon
-        self._samplers: dict[int, Sampler] = {}
+    def __init__(self, make: Callable[[int], Any]) -> None:
+        self.make = make
+        self._samplers: dict[int, Any] = {}
 
-    def get(self, count: int) -> Sampler:
+    def get(self, count: int) -> Any:
         if count not in self._samplers:
-            self._samplers[count] = Sampler(family=self.family, num_tasks=self.num_trials,
-                                            episodes_per_task=count, horizon=self.horizon)
+            self._samplers[count] = self.make(count)
         return self._samplers[count]
+
+
+def markov_samplers(family: Any, num_trials: int, horizon: int | None) -> SamplerCache:
+    """Markov samplers for a fixed list of trials: `count` episodes of each per block."""
+    return SamplerCache(lambda count: Sampler(family=family, num_tasks=num_trials,
+                                              episodes_per_task=count, horizon=horizon))
 
 
 class FixedPolicy:
@@ -104,7 +110,7 @@ class FixedPolicy:
     def start(self, family: Any, tasks: Sequence[Any], *,
               horizon: int | None = None) -> _FixedAdaptation:
         return _FixedAdaptation(self.policy, [self.policy.params()] * len(tasks), list(tasks),
-                                SamplerCache(family, len(tasks), horizon))
+                                markov_samplers(family, len(tasks), horizon))
 
 
 class _FixedAdaptation:
@@ -166,7 +172,7 @@ class Oracle:
         params = [{"goal": torch.tensor([t.goal_x, t.goal_y], dtype=log_std.dtype),
                    "log_std": log_std} for t in tasks]
         return _FixedAdaptation(self.policy, params, list(tasks),
-                                SamplerCache(family, len(tasks), horizon))
+                                markov_samplers(family, len(tasks), horizon))
 
 
 class MAMLAdapter:
@@ -188,7 +194,7 @@ class MAMLAdapter:
 
     def start(self, family: Any, tasks: Sequence[Any], *,
               horizon: int | None = None) -> _MAMLAdaptation:
-        return _MAMLAdaptation(self, list(tasks), SamplerCache(family, len(tasks), horizon))
+        return _MAMLAdaptation(self, list(tasks), markov_samplers(family, len(tasks), horizon))
 
 
 class _MAMLAdaptation:
@@ -264,18 +270,17 @@ class _FinetuneAdaptation:
                  horizon: int | None) -> None:
         trained = adapter.learner
         self.block = adapter.episodes_per_step
-        self.family, self.tasks, self.horizon = family, tasks, horizon
+        self.tasks = tasks
         self.learners = [PPO(policy=copy.deepcopy(trained.policy), config=trained.config,
                              gamma=trained.gamma, gae_lambda=trained.gae_lambda,
                              normalize_advantages=trained.normalize_advantages)
                          for _ in tasks]
-        self._samplers: dict[int, TrialSampler] = {}
+        # a block of one trial: `count` one-episode trials of its task
+        self.samplers = SamplerCache(lambda count: TrialSampler(
+            family=family, num_trials=count, episodes_per_trial=1, horizon=horizon))
 
     def run_block(self, count: int, seed: int) -> Episodes:
-        if count not in self._samplers:  # `count` one-episode trials of one task
-            self._samplers[count] = TrialSampler(family=self.family, num_trials=count,
-                                                 episodes_per_trial=1, horizon=self.horizon)
-        sampler = self._samplers[count]
+        sampler = self.samplers.get(count)
         blocks = []
         for i, (task, learner) in enumerate(zip(self.tasks, self.learners, strict=True)):
             batch = sampler.sample(learner.policy, [task] * count,
