@@ -66,7 +66,8 @@ def bandit(runs: Path, results: Path, tasks: int, trials: int) -> dict:
         folder = runs / f"rl2-bandit-n{n}-s0"
         config = TrainConfig(algo="rl2", family="bandit", seed=0, iterations=iterations,
                              meta_batch_size=128, gae_lambda=0.95, checkpoint_every=25,
-                             ppo=PPOConfig(episodes_per_trial=n, lr=3e-3))
+                             ppo=PPOConfig(episodes_per_trial=n, lr=3e-3,
+                                           scale_rewards=False))  # made before scaling
         seconds = run(config, folder)
         settings = EvaluationSettings(episodes=n - 1, tasks=tasks, trials=trials, seed=0)
         outs = [evaluate_run(folder, settings, learner=kind, label=label,
@@ -92,12 +93,14 @@ def bandit(runs: Path, results: Path, tasks: int, trials: int) -> dict:
 def guessing_game(runs: Path, results: Path, tasks: int, trials: int) -> dict:
     common = dict(family="guessing-game", seed=0, iterations=300, gae_lambda=0.95,
                   checkpoint_every=25)
+    # these runs were made before reward scaling existed, and keep it off to resume
+    unscaled = dict(lr=3e-3, scale_rewards=False)
     configs = {"rl2": TrainConfig(algo="rl2", meta_batch_size=128, **common,
-                                  ppo=PPOConfig(episodes_per_trial=2, lr=3e-3)),
+                                  ppo=PPOConfig(episodes_per_trial=2, **unscaled)),
                "ppo": TrainConfig(algo="ppo", meta_batch_size=64, episodes_per_task=4,
-                                  **common, ppo=PPOConfig(lr=3e-3)),
+                                  **common, ppo=PPOConfig(**unscaled)),
                "oracle": TrainConfig(algo="oracle", meta_batch_size=64, episodes_per_task=4,
-                                     **common, ppo=PPOConfig(lr=3e-3))}
+                                     **common, ppo=PPOConfig(**unscaled))}
     seconds, outs = {}, []
     settings = EvaluationSettings(episodes=2, tasks=tasks, trials=trials, seed=0)
     for name, config in configs.items():

@@ -2,6 +2,12 @@
 against `higher`, on the same sampled episodes, in one process; and TRPO's Fisher-vector
 products, ours (J^T H' J) against differentiating the KL's gradient directly.
 
+Also timed: a floor that no exact meta-gradient can beat in the same arithmetic. Every
+method must compute each task's inner gradient at the meta-parameters and its outer
+gradient at the adapted ones (the meta-gradient is (I - lr H) times the latter); the floor
+computes just these two plain gradients and skips the Hessian-vector product that joins
+them. If higher takes less than twice the floor, no method is twice as fast as higher.
+
 Run: .venv/bin/python benchmarks/meta_gradient.py [--family cheetah-dir] [--repeats 5]
 Writes benchmarks/results/meta_gradient.json (command, machine, versions, timings, ratios).
 """
@@ -67,6 +73,23 @@ def ours_loop(policy: GaussianMLP, pre: Batch, post: Batch) -> list[torch.Tensor
         adapted = adapt(policy, params, lrs, [pre.task(k)], first_order=False)
         total = total + outer_loss(policy, adapted, post.task(k))
     return list(torch.autograd.grad(total / pre.num_tasks, list(params.values())))
+
+
+def floor_two_gradients(policy: GaussianMLP, pre: Batch, post: Batch) -> list[torch.Tensor]:
+    """Not a meta-gradient: per task, the inner gradient at the meta-parameters and the
+    outer gradient at the adapted parameters (detached), the least any exact method does."""
+    params = policy.params()
+    names = list(params)
+    total = [torch.zeros_like(p) for p in params.values()]
+    for k in range(pre.num_tasks):
+        inner = torch.autograd.grad(inner_loss(policy, params, pre.task(k)),
+                                    list(params.values()))
+        adapted = {n: (params[n] - INNER_LR * g).detach().requires_grad_()
+                   for n, g in zip(names, inner, strict=True)}
+        outer = torch.autograd.grad(outer_loss(policy, adapted, post.task(k)),
+                                    list(adapted.values()))
+        total = [t + g for t, g in zip(total, outer, strict=True)]
+    return total
 
 
 FIELDS = ("obs_TNO", "act_TNA", "logp_TN", "valid_TN", "adv_TN")
@@ -151,9 +174,10 @@ def main() -> None:
     reference = [g.clone() for g in with_higher(policy, pre, post)]
     agreement = {name: max(float((a - b).abs().max()) for a, b in zip(
         fn(policy, pre, post), reference, strict=True)) for name, fn in methods.items()}
-    seconds: dict[str, list[float]] = {name: [] for name in methods}
+    timed = {**methods, "floor_two_gradients": floor_two_gradients}
+    seconds: dict[str, list[float]] = {name: [] for name in timed}
     for _ in range(args.repeats):  # interleaved, so machine noise hits all alike
-        for name, fn in methods.items():
+        for name, fn in timed.items():
             start = time.perf_counter()
             fn(policy, pre, post)
             seconds[name].append(time.perf_counter() - start)
@@ -183,6 +207,12 @@ def main() -> None:
         "max_abs_difference_from_higher": agreement,
         "speedup_vs_higher": {n: median["higher"] / median[n] for n in ("ours_loop",
                                                                           "ours_vmap")},
+        "floor": {"what": "two plain gradients per task, no Hessian-vector product: a "
+                          "lower bound on any exact meta-gradient's time",
+                  "higher_over_floor": median["higher"] / median["floor_two_gradients"],
+                  "ours_over_floor": median["ours_loop"] / median["floor_two_gradients"],
+                  "best_possible_speedup_vs_higher":
+                      median["higher"] / median["floor_two_gradients"]},
         "fisher_vector_products": {
             "what": f"one TRPO update's worth: setup and {CG_PRODUCTS} products",
             "median_seconds": {n: median[n] for n in fvp_methods},
@@ -196,6 +226,10 @@ def main() -> None:
               f"{agreement[name]:.2e}")
     for name, ratio in result["speedup_vs_higher"].items():
         print(f"higher / {name}: {ratio:.2f}x")
+    floor = result["floor"]
+    print(f"floor (two plain gradients per task) {median['floor_two_gradients']:.3f} s: "
+          f"higher is {floor['higher_over_floor']:.2f}x the floor, ours "
+          f"{floor['ours_over_floor']:.2f}x")
     fvp = result["fisher_vector_products"]
     print(f"Fisher-vector products ({fvp['what']}): ours {median['fvp_ours']:.3f} s, direct "
           f"{median['fvp_direct']:.3f} s, {fvp['speedup_ours_vs_direct']:.2f}x; max relative "

@@ -95,6 +95,10 @@ class PPOConfig:
     """Weight of the entropy bonus."""
     max_grad_norm: float = 0.5
     """Gradients are rescaled to at most this norm."""
+    scale_rewards: bool = True
+    """Divide rewards by the running std of discounted returns before GAE, so the critic's
+    targets stay near unit scale (without it, a large value loss dominates the clipped
+    gradient and the policy barely moves: cheetah-vel returns of -250 do that)."""
 
     def __post_init__(self) -> None:
         for name in ("episodes_per_trial", "hidden_size", "ppo_epochs", "minibatches"):

@@ -9,6 +9,7 @@ when complete, so a failed evaluation never leaves results that look finished.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -53,6 +54,14 @@ DEFAULT_FOLDER = "evaluation"
 
 # Runs and learners ----------------------------------------------------------------------
 
+@functools.cache
+def family_spaces(name: str) -> tuple[gymnasium.Space, gymnasium.Space]:
+    """A family's observation and action spaces (its env is built once per process)."""
+    env = tasks.get(name).make_env()
+    env.close()
+    return env.observation_space, env.action_space
+
+
 def load_run(run_dir: Path) -> tuple[TrainConfig, MAML | PPO]:
     """A run's config and its trained learner; clear errors for anything else."""
     run_dir = Path(run_dir)
@@ -65,11 +74,11 @@ def load_run(run_dir: Path) -> tuple[TrainConfig, MAML | PPO]:
     except (TypeError, ValueError, AttributeError, yaml.YAMLError) as error:
         raise ValueError(f"{config_path} is not a valid run config: {error}") from error
     state = load_checkpoint(run_dir)
-    env = tasks.get(config.family).make_env()
-    discrete = isinstance(env.action_space, gymnasium.spaces.Discrete)
-    learner = build_learner(config, obs_size=int(np.prod(env.observation_space.shape)),
-                            action_size=int(env.action_space.n) if discrete
-                            else int(np.prod(env.action_space.shape)), discrete=discrete,
+    observation_space, action_space = family_spaces(config.family)
+    discrete = isinstance(action_space, gymnasium.spaces.Discrete)
+    learner = build_learner(config, obs_size=int(np.prod(observation_space.shape)),
+                            action_size=int(action_space.n) if discrete
+                            else int(np.prod(action_space.shape)), discrete=discrete,
                             task_size=len(tasks.get(config.family).params))
     try:
         learner.load_state_dict(state["learner"])
@@ -87,7 +96,7 @@ def base_label(run_dir: Path) -> str:
 def make_learner(kind: str, config: TrainConfig, trained: MAML | PPO, *, label: str,
                  episodes_per_step: int | None) -> Learner:
     """The learner to score: the run's own, its policy without adaptation, or a reference."""
-    space = tasks.get(config.family).make_env().action_space
+    _, space = family_spaces(config.family)
     discrete = isinstance(space, gymnasium.spaces.Discrete)
     if kind in ("ucb1", "thompson") or (kind == "random" and discrete):
         if not discrete:

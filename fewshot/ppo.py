@@ -14,29 +14,26 @@ zero hidden state (back-propagation through the whole trial), in minibatches of 
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
 import torch
 from torch import nn
 
-import tasks
 from fewshot.actor_critic import ActorCritic, MarkovActorCritic, RecurrentActorCritic
 from fewshot.config import PPOConfig, TrainConfig
-from fewshot.returns import gae, masked_mean, normalize
-from fewshot.runtime import derived_seed, torch_threads
-from fewshot.trial_sampler import TrialBatch, TrialSampler
+from fewshot.returns import ReturnScale, discounted_returns, gae, masked_mean, normalize
+from fewshot.trial_sampler import TrialBatch
 
 
-def trial_advantages(batch: TrialBatch, *, gamma: float, gae_lambda: float
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """GAE over each trial as one sequence, and the value targets (advantage + value).
+def trial_advantages(batch: TrialBatch, *, gamma: float, gae_lambda: float,
+                     reward_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over each trial as one sequence, and the value targets (advantage + value), of
+    the rewards divided by `reward_scale` (the critic's values are in those units).
 
     `valid_TN` marks the whole trial, so an episode's end inside it is not a cut: the
     value after it is the value at the next episode's first step.
     """
     value_TN = batch.value_TN.double()
-    adv_TN = gae(batch.rew_TN.double(), value_TN, batch.valid_TN, gamma, gae_lambda)
+    adv_TN = gae(batch.rew_TN.double() / reward_scale, value_TN, batch.valid_TN, gamma,
+                 gae_lambda)
     return adv_TN, (adv_TN + value_TN) * batch.valid_TN
 
 
@@ -50,12 +47,17 @@ class PPO:
         self.gamma, self.gae_lambda = gamma, gae_lambda
         self.normalize_advantages = normalize_advantages
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
+        self.return_scale = ReturnScale()
 
     def update(self, batch: TrialBatch, generator: torch.Generator) -> dict[str, float]:
         """PPO epochs over minibatches of trials; `generator` orders the minibatches."""
         cfg = self.config
+        if cfg.scale_rewards:
+            self.return_scale.update(discounted_returns(batch.rew_TN.double(), batch.valid_TN,
+                                                        self.gamma), batch.valid_TN)
         adv_TN, target_TN = trial_advantages(batch, gamma=self.gamma,
-                                             gae_lambda=self.gae_lambda)
+                                             gae_lambda=self.gae_lambda,
+                                             reward_scale=self.return_scale.std)
         if self.normalize_advantages:
             adv_TN = normalize(adv_TN, batch.valid_TN)
         adv_TN, target_TN = adv_TN.float(), target_TN.float()
@@ -103,11 +105,14 @@ class PPO:
                 "clip_fraction": float(clip_fraction)}
 
     def state_dict(self) -> dict:
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "return_scale": self.return_scale.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.config.scale_rewards:  # runs made before reward scaling have no scale
+            self.return_scale.load_state_dict(state["return_scale"])
 
 
 PPO_ALGOS = ("rl2", "ppo", "oracle")
@@ -127,50 +132,3 @@ def build_ppo(config: TrainConfig, *, obs_size: int, action_size: int, discrete:
             task_size=task_size if config.algo == "oracle" else 0)
     return PPO(policy=policy, config=config.ppo, gamma=config.gamma,
                gae_lambda=config.gae_lambda, normalize_advantages=config.normalize_advantages)
-
-
-class PPOTrainer:
-    """Trials of the training tasks, then the PPO update. RL²: one trial of
-    `ppo.episodes_per_trial` episodes per task; ppo and oracle: `episodes_per_task`
-    one-episode trials per task (a Markov policy gains nothing from longer trials)."""
-
-    def __init__(self, config: TrainConfig, family: tasks.TaskFamily) -> None:
-        self.config, self.family = config, family
-        recurrent = config.algo == "rl2"
-        self.trials_per_task = 1 if recurrent else config.episodes_per_task
-        self.sampler = TrialSampler(
-            family=family, num_trials=config.meta_batch_size * self.trials_per_task,
-            episodes_per_trial=config.ppo.episodes_per_trial if recurrent else 1,
-            horizon=config.horizon, nthread=config.nthread)
-        torch.manual_seed(derived_seed(config.seed, 0xF00D))  # initial weights only
-        self.learner = build_ppo(config, obs_size=self.sampler.obs_size,
-                                 action_size=self.sampler.action_size,
-                                 discrete=self.sampler.discrete,
-                                 task_size=self.sampler.task_size)
-
-    def iteration(self, iteration: int) -> dict[str, float]:
-        config = self.config
-        rng = np.random.default_rng([config.seed, iteration])
-        task_list = [task for task in self.family.sample(config.meta_batch_size, "train", rng)
-                     for _ in range(self.trials_per_task)]
-        steps_before, seconds_before = self.sampler.env_steps, self.sampler.sample_seconds
-        batch = self.sampler.sample(self.learner.policy, task_list,
-                                    seed=derived_seed(config.seed, iteration, 0))
-        sample_seconds = self.sampler.sample_seconds - seconds_before
-        generator = torch.Generator().manual_seed(derived_seed(config.seed, iteration, 1))
-        started = time.perf_counter()
-        with torch_threads(config.update_threads):
-            stats = self.learner.update(batch, generator)
-        returns_E = batch.episode_returns().mean(1)
-        last = len(returns_E) - 1
-        row = {"return_episode0": float(returns_E[0])}
-        if last > 0:
-            row[f"return_episode{last}"] = float(returns_E[-1])
-        return {**row, "trial_return": float(returns_E.sum()),
-                "env_steps_per_s": (self.sampler.env_steps - steps_before) / sample_seconds,
-                "sample_seconds": sample_seconds,
-                "update_seconds": time.perf_counter() - started, **stats}
-
-    def postfix(self, row: dict[str, float]) -> dict[str, str]:
-        last = [k for k in row if k.startswith("return_episode")][-1]
-        return {"first": f"{row['return_episode0']:.2f}", "last": f"{row[last]:.2f}"}

@@ -72,8 +72,9 @@ class Records:
         scores = {}
         for run in self.unique("run"):
             rows = self.where(run=run)
-            tasks = np.unique(rows["task"])
-            scores[run] = np.array([rows[value][rows["task"] == t].mean() for t in tasks])
+            _, task_of_row = np.unique(rows["task"], return_inverse=True)
+            totals = np.bincount(task_of_row, weights=rows[value].astype(np.float64))
+            scores[run] = totals / np.bincount(task_of_row)
         return scores
 
     def concat(self, other: Records) -> Records:

@@ -8,6 +8,8 @@ treated as final: nothing is bootstrapped past it, as in the MAML and ProMP code
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -21,6 +23,39 @@ def discounted_returns(rew_TN: torch.Tensor, valid_TN: torch.Tensor,
         running_N = rew_TN[t] + gamma * running_N * valid_TN[t]
         ret_TN[t] = running_N
     return ret_TN
+
+
+class ReturnScale:
+    """The running standard deviation of the discounted returns seen so far (every valid
+    step of every batch, merged by the parallel-variance update of Chan et al.).
+
+    Dividing rewards by it keeps a critic's targets near unit scale whatever the family's
+    reward scale (PPO's usual reward scaling); the mean is not subtracted.
+    """
+
+    def __init__(self) -> None:
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def update(self, ret_TN: torch.Tensor, valid_TN: torch.Tensor) -> None:
+        x = ret_TN[valid_TN.bool()].double()
+        if x.numel() == 0:
+            return
+        n, mean = x.numel(), float(x.mean())
+        delta, total = mean - self.mean, self.count + n
+        self.m2 += float(((x - mean) ** 2).sum()) + delta * delta * self.count * n / total
+        self.mean += delta * n / total
+        self.count = total
+
+    @property
+    def std(self) -> float:
+        """1 before any update; never below 1e-4."""
+        return max(math.sqrt(self.m2 / self.count), 1e-4) if self.count else 1.0
+
+    def state_dict(self) -> dict[str, float]:
+        return {"count": self.count, "mean": self.mean, "m2": self.m2}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.count, self.mean, self.m2 = int(state["count"]), state["mean"], state["m2"]
 
 
 def gae(rew_TN: torch.Tensor, value_TN: torch.Tensor, valid_TN: torch.Tensor,

@@ -25,9 +25,10 @@ from fewshot.config import MAMLConfig, PPOConfig, TrainConfig
 from fewshot.maml import MAML
 from fewshot.metrics import MetricsLog
 from fewshot.policy import GaussianMLP
-from fewshot.ppo import PPO_ALGOS, PPOTrainer, build_ppo
+from fewshot.ppo import PPO_ALGOS, build_ppo
 from fewshot.runtime import derived_seed, torch_threads
 from fewshot.sampler import Batch, Sampler
+from fewshot.trial_sampler import TrialSampler
 
 CONFIG = "config.yaml"
 
@@ -158,6 +159,52 @@ class MAMLTrainer:
     def postfix(self, row: dict[str, float]) -> dict[str, str]:
         return {"pre": f"{row['return_step0']:.1f}",
                 "post": f"{row[f'return_step{self.config.maml.num_inner_steps}']:.1f}"}
+
+
+class PPOTrainer:
+    """Trials of the training tasks, then the PPO update. RL²: one trial of
+    `ppo.episodes_per_trial` episodes per task; ppo and oracle: `episodes_per_task`
+    one-episode trials per task (a Markov policy gains nothing from longer trials)."""
+
+    def __init__(self, config: TrainConfig, family: tasks.TaskFamily) -> None:
+        self.config, self.family = config, family
+        recurrent = config.algo == "rl2"
+        self.trials_per_task = 1 if recurrent else config.episodes_per_task
+        self.sampler = TrialSampler(
+            family=family, num_trials=config.meta_batch_size * self.trials_per_task,
+            episodes_per_trial=config.ppo.episodes_per_trial if recurrent else 1,
+            horizon=config.horizon, nthread=config.nthread)
+        self.learner = build_learner(config, obs_size=self.sampler.obs_size,
+                                     action_size=self.sampler.action_size,
+                                     discrete=self.sampler.discrete,
+                                     task_size=self.sampler.task_size)
+
+    def iteration(self, iteration: int) -> dict[str, float]:
+        config = self.config
+        rng = np.random.default_rng([config.seed, iteration])
+        task_list = [task for task in self.family.sample(config.meta_batch_size, "train", rng)
+                     for _ in range(self.trials_per_task)]
+        steps_before, seconds_before = self.sampler.env_steps, self.sampler.sample_seconds
+        batch = self.sampler.sample(self.learner.policy, task_list,
+                                    seed=derived_seed(config.seed, iteration, 0))
+        sample_seconds = self.sampler.sample_seconds - seconds_before
+        generator = torch.Generator().manual_seed(derived_seed(config.seed, iteration, 1))
+        started = time.perf_counter()
+        with torch_threads(config.update_threads):
+            stats = self.learner.update(batch, generator)
+        returns_E = batch.episode_returns().mean(1)
+        last = len(returns_E) - 1
+        row = {"return_episode0": float(returns_E[0])}
+        if last > 0:
+            row[f"return_episode{last}"] = float(returns_E[-1])
+        return {**row, "trial_return": float(returns_E.sum()),
+                "env_steps_per_s": (self.sampler.env_steps - steps_before) / sample_seconds,
+                "sample_seconds": sample_seconds,
+                "update_seconds": time.perf_counter() - started, **stats}
+
+    def postfix(self, row: dict[str, float]) -> dict[str, str]:
+        last = [k for k in row if k.startswith("return_episode")][-1]
+        return {"first": f"{row['return_episode0']:.2f}", "last": f"{row[last]:.2f}"}
 
 
 def adaptation_batches(learner: MAML, sampler: Sampler, task_list: list, *,

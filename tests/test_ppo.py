@@ -15,6 +15,7 @@ from fewshot.evaluation import load_run, make_learner
 from fewshot.harness import EvaluationSettings, evaluate, freeze_tasks
 from fewshot.ppo import PPO, trial_advantages
 from fewshot.references import ChoiceLearner
+from fewshot.returns import discounted_returns
 from fewshot.train import build_learner
 from fewshot.trial_sampler import TrialBatch, TrialSampler
 
@@ -135,6 +136,9 @@ def test_gae_over_a_trial_bootstraps_across_its_inner_episode_boundary():
     torch.testing.assert_close(adv[:, 0], torch.tensor([a0, a1, a2, 0.0], dtype=adv.dtype))
     torch.testing.assert_close(target[:3, 0], (adv[:3, 0] + value[:3, 0].double()))
     assert target[3, 0] == 0.0
+    scaled, scaled_target = trial_advantages(batch, gamma=0.9, gae_lambda=1.0, reward_scale=2.0)
+    torch.testing.assert_close(scaled[2, 0], torch.tensor(2.0 / 2.0 - 0.1, dtype=adv.dtype))
+    torch.testing.assert_close(scaled_target[:3, 0], scaled[:3, 0] + value[:3, 0].double())
     half, _ = trial_advantages(batch, gamma=0.9, gae_lambda=0.5)
     d2, d1, d0 = a2, 0.0 + 0.9 * 0.1 - 0.2, 1.0 + 0.9 * 0.2 - 0.5
     expected1 = d1 + 0.45 * d2
@@ -162,6 +166,20 @@ def test_a_ppo_update_raises_the_likelihood_of_advantageous_actions():
     assert prob_of_arm0() > before + 0.05
     assert set(stats) == {"policy_loss", "value_loss", "entropy", "approx_kl",
                           "clip_fraction"}
+
+
+def test_ppo_scales_rewards_by_the_running_std_of_returns_only_when_asked():
+    sampler = TrialSampler(family=BANDIT, num_trials=16, episodes_per_trial=10)
+    task = BANDIT.task_from_dict({f"arm_{i}": 0.5 for i in range(5)})
+    for scale_rewards in (True, False):
+        policy = policy_for(sampler)
+        learner = PPO(policy=policy, config=PPOConfig(scale_rewards=scale_rewards),
+                      gamma=0.9, gae_lambda=0.95, normalize_advantages=True)
+        batch = sampler.sample(policy, [task] * 16, seed=0)
+        learner.update(batch, torch.Generator().manual_seed(0))
+        returns = discounted_returns(batch.rew_TN.double(), batch.valid_TN, 0.9)
+        expected = float(returns[batch.valid_TN].std(unbiased=False)) if scale_rewards else 1.0
+        assert learner.return_scale.std == pytest.approx(expected, rel=1e-9)
 
 
 # Command line, resume, evaluation, learning -------------------------------------------

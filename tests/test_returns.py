@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fewshot.returns import (
+    ReturnScale,
     baseline_features,
     discounted_returns,
     fit_linear_baseline,
@@ -182,3 +183,20 @@ def test_fit_linear_baseline_default_reg_on_duplicated_columns_fits_like_least_s
     assert torch.isfinite(w).all()
     want, *_ = np.linalg.lstsq(Xv, y[valid].numpy(), rcond=None)
     np.testing.assert_allclose(Xv @ w.numpy(), Xv @ want, rtol=0, atol=1e-4)
+
+
+def test_return_scale_is_the_std_of_every_valid_return_seen_and_survives_a_round_trip():
+    rng = np.random.default_rng(3)
+    scale, seen = ReturnScale(), []
+    assert scale.std == 1.0
+    for T, N in ((5, 3), (8, 4), (2, 7)):
+        ret = torch.from_numpy(rng.normal(4.0, 3.0, (T, N)))
+        valid = torch.from_numpy(rng.random((T, N)) < 0.7)
+        scale.update(ret, valid)
+        seen.append(ret[valid].numpy())
+    assert scale.std == pytest.approx(np.concatenate(seen).std(), rel=1e-12)
+    copy = ReturnScale()
+    copy.load_state_dict(scale.state_dict())
+    assert copy.std == scale.std and copy.count == sum(len(x) for x in seen)
+    scale.update(torch.ones(3, 2), torch.zeros(3, 2, dtype=torch.bool))  # nothing valid
+    assert scale.std == copy.std
