@@ -144,6 +144,7 @@ def main() -> None:
     config = config_for(preset, args)
     name = run_name(args)
     run_dir = Path(args.runs) / f"maml-{name}-s{args.seed}"
+    result_name = name if args.seed == 0 else f"{name}-s{args.seed}"  # seed 0 came first
     started = time.perf_counter()
     train(config, run_dir, resume=(run_dir / "checkpoint.pt").exists())
     train_seconds = time.perf_counter() - started
@@ -153,7 +154,7 @@ def main() -> None:
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     plot(curve, f"MAML-TRPO on {args.preset} ({args.meta_batch} tasks x 20 episodes, "
-         f"inner lr {args.inner_lr:g}, {args.activation})", results / f"maml_{name}.png")
+         f"inner lr {args.inner_lr:g}, {args.activation})", results / f"maml_{result_name}.png")
     report = {
         "command": " ".join([sys.executable, *sys.argv]),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -169,7 +170,7 @@ def main() -> None:
         "published": preset["published"],
         "curve": curve,
     }
-    (results / f"maml_{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (results / f"maml_{result_name}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: report[k] for k in ("iterations_done", "env_steps",
                                              "train_wall_seconds_total", "evaluation",
                                              "published")}, indent=2))

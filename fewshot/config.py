@@ -95,6 +95,10 @@ class PPOConfig:
     """Weight of the entropy bonus."""
     max_grad_norm: float = 0.5
     """Gradients are rescaled to at most this norm."""
+    bptt_window: int = 0
+    """0: back-propagate through whole trials. W > 0: truncated BPTT over windows of W
+    steps, each starting from the hidden state the sampler had there (minibatches are
+    then of windows)."""
     scale_rewards: bool = True
     """Divide rewards by the running std of discounted returns before GAE, so the critic's
     targets stay near unit scale (without it, a large value loss dominates the clipped
@@ -110,6 +114,8 @@ class PPOConfig:
             value = getattr(self, name)
             _require(value >= 0, f"ppo.{name}", ">= 0", value)
         _require(self.max_grad_norm > 0, "ppo.max_grad_norm", "> 0", self.max_grad_norm)
+        _require(self.bptt_window >= 0, "ppo.bptt_window",
+                 "0 (whole trials) or a window length >= 1", self.bptt_window)
 
 
 @dataclass

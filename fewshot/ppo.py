@@ -9,7 +9,9 @@
 Each trial is one sequence: GAE runs over the whole trial, so value estimates are
 bootstrapped across the episode boundaries inside it (the agent's objective is the
 trial's return) and only the trial's end is final. Updates replay every trial from a
-zero hidden state (back-propagation through the whole trial), in minibatches of trials.
+zero hidden state (back-propagation through the whole trial), in minibatches of trials;
+with `ppo.bptt_window` W, windows of W steps from the hidden states the sampler had
+there (truncated back-propagation), in minibatches of windows.
 """
 
 from __future__ import annotations
@@ -37,6 +39,31 @@ def trial_advantages(batch: TrialBatch, *, gamma: float, gae_lambda: float,
     return adv_TN, (adv_TN + value_TN) * batch.valid_TN
 
 
+def replay_sequences(steps_TN: dict[str, torch.Tensor], state_TNH: torch.Tensor, *,
+                     window: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """What the update replays: sequences [L, M, ...] and the hidden state each starts from.
+
+    window 0: the N whole trials (L = T), from the state before their first step (zero).
+    window W: each trial cut into windows of W steps (the last one padded as invalid),
+    each starting from the hidden state the sampler had there (truncated BPTT); windows
+    with no valid step are dropped. Window w of trial n is sequence w * N + n.
+    """
+    T, N = state_TNH.shape[:2]
+    if window == 0 or window >= T:
+        return steps_TN, state_TNH[0]
+    count = -(-T // window)
+
+    def cut(x_TN: torch.Tensor) -> torch.Tensor:
+        padded = torch.cat([x_TN, x_TN.new_zeros(count * window - T, *x_TN.shape[1:])])
+        windows = padded.reshape(count, window, *x_TN.shape[1:]).transpose(0, 1)
+        return windows.reshape(window, count * N, *x_TN.shape[2:])
+
+    sequences = {name: cut(x) for name, x in steps_TN.items()}
+    keep_M = sequences["valid"].any(0)
+    start_MH = state_TNH[::window].reshape(count * N, state_TNH.shape[2])
+    return {name: x[:, keep_M] for name, x in sequences.items()}, start_MH[keep_M]
+
+
 class PPO:
     """A PPO learner over trials: its actor-critic and the update."""
 
@@ -60,45 +87,48 @@ class PPO:
                                              reward_scale=self.return_scale.std)
         if self.normalize_advantages:
             adv_TN = normalize(adv_TN, batch.valid_TN)
-        adv_TN, target_TN = adv_TN.float(), target_TN.float()
-        N = batch.valid_TN.shape[1]
-        size = max(1, N // cfg.minibatches)
+        sequences, start_MH = replay_sequences(
+            {"inputs": batch.inputs_TNI, "act": batch.act_TN, "logp": batch.logp_TN,
+             "valid": batch.valid_TN, "adv": adv_TN.float(), "target": target_TN.float()},
+            batch.state_TNH, window=cfg.bptt_window)
+        M = start_MH.shape[0]
+        size = max(1, M // cfg.minibatches)
         sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0,
                 "clip_fraction": 0.0}
         count = 0
         for _ in range(cfg.ppo_epochs):
-            order = torch.randperm(N, generator=generator)
-            for start in range(0, N, size):
-                trials = order[start:start + size]
-                stats = self._minibatch_step(batch, trials, adv_TN[:, trials],
-                                             target_TN[:, trials])
+            order = torch.randperm(M, generator=generator)
+            for first in range(0, M, size):
+                chosen = order[first:first + size]
+                stats = self._minibatch_step({k: v[:, chosen] for k, v in sequences.items()},
+                                             start_MH[chosen])
                 for key, value in stats.items():
                     sums[key] += value
                 count += 1
         return {key: value / count for key, value in sums.items()}
 
-    def _minibatch_step(self, batch: TrialBatch, trials: torch.Tensor, adv_TN: torch.Tensor,
-                        target_TN: torch.Tensor) -> dict[str, float]:
+    def _minibatch_step(self, seq: dict[str, torch.Tensor], start_MH: torch.Tensor
+                        ) -> dict[str, float]:
+        """One clipped-objective step on sequences [L, M, ...] replayed from start_MH."""
         cfg = self.config
-        valid_TN = batch.valid_TN[:, trials]
-        head_TNA, value_TN, _ = self.policy(batch.inputs_TNI[:, trials],
-                                            self.policy.initial_state(len(trials)))
-        logp_TN = self.policy.log_prob(head_TNA, batch.act_TN[:, trials])
-        log_ratio_TN = logp_TN - batch.logp_TN[:, trials]
-        ratio_TN = torch.exp(log_ratio_TN)
-        clipped_TN = torch.clamp(ratio_TN, 1 - cfg.clip, 1 + cfg.clip)
-        policy_loss = -masked_mean(torch.minimum(ratio_TN * adv_TN, clipped_TN * adv_TN),
-                                   valid_TN)
-        value_loss = masked_mean((value_TN - target_TN) ** 2, valid_TN)
-        entropy = masked_mean(self.policy.entropy(head_TNA), valid_TN)
+        valid_LM, adv_LM = seq["valid"], seq["adv"]
+        head_LMA, value_LM, _ = self.policy(seq["inputs"], start_MH)
+        logp_LM = self.policy.log_prob(head_LMA, seq["act"])
+        log_ratio_LM = logp_LM - seq["logp"]
+        ratio_LM = torch.exp(log_ratio_LM)
+        clipped_LM = torch.clamp(ratio_LM, 1 - cfg.clip, 1 + cfg.clip)
+        policy_loss = -masked_mean(torch.minimum(ratio_LM * adv_LM, clipped_LM * adv_LM),
+                                   valid_LM)
+        value_loss = masked_mean((value_LM - seq["target"]) ** 2, valid_LM)
+        entropy = masked_mean(self.policy.entropy(head_LMA), valid_LM)
         loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
         self.optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
         self.optimizer.step()
         with torch.no_grad():
-            approx_kl = masked_mean((ratio_TN - 1) - log_ratio_TN, valid_TN)
-            clip_fraction = masked_mean(((ratio_TN - 1).abs() > cfg.clip).float(), valid_TN)
+            approx_kl = masked_mean((ratio_LM - 1) - log_ratio_LM, valid_LM)
+            clip_fraction = masked_mean(((ratio_LM - 1).abs() > cfg.clip).float(), valid_LM)
         return {"policy_loss": float(policy_loss.detach()),
                 "value_loss": float(value_loss.detach()),
                 "entropy": float(entropy.detach()), "approx_kl": float(approx_kl),

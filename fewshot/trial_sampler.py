@@ -27,6 +27,8 @@ class TrialBatch:
     """N trials as tensors [T, N, ...]; step t of trial n belongs to episode episode_TN."""
 
     inputs_TNI: torch.Tensor     # the policy's input at each step (recomputed in updates)
+    state_TNH: torch.Tensor      # the policy's hidden state before each step ([T, N, 0]
+                                 # for a Markov policy); truncated BPTT starts from it
     act_TN: torch.Tensor         # [T, N] choices, or [T, N, A] actions in policy units
     rew_TN: torch.Tensor
     logp_TN: torch.Tensor        # log-prob of the action under the sampling policy
@@ -102,12 +104,13 @@ class TrialSampler:
         new_episode_N = torch.ones(N)
         episode_N = np.zeros(N, dtype=np.int64)
         running_N = np.ones(N, dtype=bool)
-        steps: dict[str, list] = {k: [] for k in ("x", "act", "rew", "logp", "value",
-                                                  "valid", "episode", "term", "trunc",
-                                                  "diverged")}
+        steps: dict[str, list] = {k: [] for k in ("x", "state", "act", "rew", "logp",
+                                                  "value", "valid", "episode", "term",
+                                                  "trunc", "diverged")}
         for _ in range(E * self.horizon):
             x_NI = policy.inputs(torch.as_tensor(obs_NO), prev_act, prev_rew_N, new_episode_N,
                                  task_NP)
+            steps["state"].append(hidden_NH)
             with torch.no_grad():
                 head_1NA, value_1N, hidden_NH = policy(x_NI[None], hidden_NH)
                 act = policy.sample(head_1NA[0], generator)
@@ -131,7 +134,7 @@ class TrialSampler:
                 break
         stack = {k: torch.stack(v) for k, v in steps.items()}
         self.sample_seconds += time.perf_counter() - started
-        return TrialBatch(inputs_TNI=stack["x"], act_TN=stack["act"],
+        return TrialBatch(inputs_TNI=stack["x"], state_TNH=stack["state"], act_TN=stack["act"],
                           rew_TN=stack["rew"].float(), logp_TN=stack["logp"],
                           value_TN=stack["value"], valid_TN=stack["valid"],
                           episode_TN=stack["episode"], terminated_TN=stack["term"],

@@ -13,7 +13,7 @@ from fewshot.checkpoint import load_checkpoint
 from fewshot.config import PPOConfig, TrainConfig
 from fewshot.evaluation import load_run, make_learner
 from fewshot.harness import EvaluationSettings, evaluate, freeze_tasks
-from fewshot.ppo import PPO, trial_advantages
+from fewshot.ppo import PPO, replay_sequences, trial_advantages
 from fewshot.references import ChoiceLearner
 from fewshot.returns import discounted_returns
 from fewshot.train import build_learner
@@ -120,7 +120,8 @@ def test_gae_over_a_trial_bootstraps_across_its_inner_episode_boundary():
     rew = torch.tensor([[1.0], [0.0], [2.0], [0.0]])
     value = torch.tensor([[0.5], [0.2], [0.1], [9.0]])
     valid = torch.tensor([[True], [True], [True], [False]])
-    batch = TrialBatch(inputs_TNI=torch.zeros(4, 1, 3), act_TN=torch.zeros(4, 1),
+    batch = TrialBatch(inputs_TNI=torch.zeros(4, 1, 3), state_TNH=torch.zeros(4, 1, 0),
+                       act_TN=torch.zeros(4, 1),
                        rew_TN=rew, logp_TN=torch.zeros(4, 1), value_TN=value,
                        valid_TN=valid, episode_TN=torch.tensor([[0], [0], [1], [1]]),
                        terminated_TN=torch.tensor([[False], [True], [True], [False]]),
@@ -166,6 +167,56 @@ def test_a_ppo_update_raises_the_likelihood_of_advantageous_actions():
     assert prob_of_arm0() > before + 0.05
     assert set(stats) == {"policy_loss", "value_loss", "entropy", "approx_kl",
                           "clip_fraction"}
+
+
+def test_windows_start_from_the_sampled_state_and_replay_the_recorded_log_probs():
+    sampler, task_list = nav_trials(episodes=3, horizon=6)  # trials of 18 steps
+    policy = policy_for(sampler)
+    batch = sampler.sample(policy, task_list, seed=3)
+    torch.testing.assert_close(batch.state_TNH[0], policy.initial_state(4), rtol=0, atol=0)
+    with torch.no_grad():
+        _, _, after_first = policy(batch.inputs_TNI[:1], policy.initial_state(4))
+    torch.testing.assert_close(batch.state_TNH[1], after_first)
+    steps = {"inputs": batch.inputs_TNI, "act": batch.act_TN, "logp": batch.logp_TN,
+             "valid": batch.valid_TN}
+    seqs, start_MH = replay_sequences(steps, batch.state_TNH, window=5)  # 4 windows, padded
+    assert seqs["inputs"].shape[:2] == (5, 16) and start_MH.shape == (16, 16)
+    assert int(seqs["valid"].sum()) == int(batch.valid_TN.sum())
+    # window w of trial n is sequence w * N + n: its first step is step 5 w of trial n
+    torch.testing.assert_close(seqs["inputs"][0, 2 * 4 + 1], batch.inputs_TNI[10, 1])
+    with torch.no_grad():
+        head, _, _ = policy(seqs["inputs"], start_MH)
+        logp = policy.log_prob(head, seqs["act"])
+    valid = seqs["valid"]
+    torch.testing.assert_close(logp[valid], seqs["logp"][valid], rtol=1e-5, atol=1e-5)
+    whole, start = replay_sequences(steps, batch.state_TNH, window=0)
+    assert whole is steps and torch.equal(start, batch.state_TNH[0])
+
+
+def test_a_window_as_long_as_the_trial_is_the_whole_trial_update():
+    sampler, task_list = nav_trials(episodes=2, horizon=5)
+    learners = []
+    for window in (0, 10):
+        policy = policy_for(sampler)
+        learners.append(PPO(policy=policy, config=PPOConfig(bptt_window=window), gamma=0.9,
+                            gae_lambda=0.95, normalize_advantages=True))
+    batch = sampler.sample(learners[0].policy, task_list, seed=1)
+    for learner in learners:
+        learner.update(batch, torch.Generator().manual_seed(0))
+    for a, b in zip(learners[0].policy.parameters(), learners[1].policy.parameters(),
+                    strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_truncated_windows_train_rl2_on_bandits(tmp_path, capsys):
+    out = tmp_path / "windows"
+    assert cli.main([*RL2_TINY, "--ppo.bptt_window", "3", "--iterations", "3",
+                     "--out", str(out)]) == 0
+    assert len((out / "metrics.csv").read_text().splitlines()) == 4
+    with pytest.raises(SystemExit):
+        cli.main([*RL2_TINY, "--ppo.bptt_window", "-1", "--out", str(tmp_path / "bad")])
+    assert "ppo.bptt_window must be 0 (whole trials) or a window length >= 1" in \
+        capsys.readouterr().err
 
 
 def test_ppo_scales_rewards_by_the_running_std_of_returns_only_when_asked():
