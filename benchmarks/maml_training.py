@@ -18,6 +18,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,12 +28,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import yaml
 
 import tasks
 from fewshot.checkpoint import load_checkpoint, package_versions
 from fewshot.config import MAMLConfig, TrainConfig
 from fewshot.sampler import Sampler
-from fewshot.train import adaptation_batches, build_learner, derived_seed, train
+from fewshot.train import (
+    CONFIG,
+    adaptation_batches,
+    build_learner,
+    config_to_dict,
+    derived_seed,
+    train,
+)
 from tasks.locomotion.batched import available_cores
 
 # The MAML paper's settings: 20 tasks x 20 episodes, inner lr 0.1, one inner step in
@@ -42,6 +51,7 @@ from tasks.locomotion.batched import available_cores
 PAPER_INNER_LR = 0.1
 PAPER_META_BATCH = 20
 PAPER_ACTIVATION = "relu"
+PAPER_MAX_KL = 0.01
 PRESETS = {
     "point-nav": dict(family="point-nav", iterations=100, eval_steps=2,
                       published={"pre": -40.41, "post_1": -11.68, "post_2": -3.33}),
@@ -57,7 +67,7 @@ def config_for(preset: dict, args: argparse.Namespace) -> TrainConfig:
                        meta_batch_size=args.meta_batch, episodes_per_task=20,
                        hidden_sizes=[100, 100], activation=args.activation,
                        checkpoint_every=5, update_threads=available_cores(),
-                       maml=MAMLConfig(inner_lr=args.inner_lr, max_kl=0.01,
+                       maml=MAMLConfig(inner_lr=args.inner_lr, max_kl=args.max_kl,
                                        num_inner_steps=args.inner_steps))
 
 
@@ -72,7 +82,21 @@ def run_name(args: argparse.Namespace) -> str:
         name += f"-{args.activation}"
     if args.inner_steps != 1:
         name += f"-steps{args.inner_steps}"
+    if args.max_kl != PAPER_MAX_KL:
+        name += f"-kl{args.max_kl:g}"
+    if args.continue_from:
+        name += f"-from{load_checkpoint(Path(args.continue_from))['iteration']}"
     return name
+
+
+def start_from(source: Path, run_dir: Path, config: TrainConfig) -> None:
+    """A new run folder holding `source`'s checkpoint and metrics with this run's config,
+    so that training resumes from there under the new settings."""
+    run_dir.mkdir(parents=True)
+    for name in ("checkpoint.pt", "metrics.csv"):
+        shutil.copy2(source / name, run_dir / name)
+    (run_dir / CONFIG).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    (run_dir / "continued_from.txt").write_text(f"{source}\n")
 
 
 def evaluate(config: TrainConfig, run_dir: Path, *, steps: int, num_tasks: int,
@@ -135,6 +159,12 @@ def main() -> None:
                         help="inner steps in meta-training (default: the paper's 1)")
     parser.add_argument("--activation", choices=["tanh", "relu"], default=PAPER_ACTIVATION,
                         help="hidden nonlinearity (default: the paper's %(default)s)")
+    parser.add_argument("--max-kl", type=float, default=PAPER_MAX_KL,
+                        help="TRPO's bound on the mean KL, summed over action dimensions "
+                             "(default: the paper's %(default)s)")
+    parser.add_argument("--continue-from", metavar="RUN", default=None,
+                        help="start from another run's last checkpoint (weights, iteration "
+                             "count, metrics) under this command's settings")
     parser.add_argument("--eval-tasks", type=int, default=40)
     parser.add_argument("--runs", default="benchmarks/runs",
                         help="run folders; kept in the repository so long runs can resume")
@@ -145,6 +175,8 @@ def main() -> None:
     name = run_name(args)
     run_dir = Path(args.runs) / f"maml-{name}-s{args.seed}"
     result_name = name if args.seed == 0 else f"{name}-s{args.seed}"  # seed 0 came first
+    if args.continue_from and not run_dir.exists():
+        start_from(Path(args.continue_from), run_dir, config)
     started = time.perf_counter()
     train(config, run_dir, resume=(run_dir / "checkpoint.pt").exists())
     train_seconds = time.perf_counter() - started
