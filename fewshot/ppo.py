@@ -77,7 +77,7 @@ class PPO:
         self.return_scale = ReturnScale()
 
     def update(self, batch: TrialBatch, generator: torch.Generator) -> dict[str, float]:
-        """PPO epochs over minibatches of trials; `generator` orders the minibatches."""
+        """PPO epochs over minibatches of trials (or windows); `generator` orders them."""
         cfg = self.config
         if cfg.scale_rewards:
             self.return_scale.update(discounted_returns(batch.rew_TN.double(), batch.valid_TN,
