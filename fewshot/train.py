@@ -1,5 +1,7 @@
 """The meta-training driver: build tasks, envs and learner, then loop
-{sample, adapt, sample, meta-update, log, checkpoint}, writing everything to a run folder.
+{sample, (adapt, sample,) update, log, checkpoint}, writing everything to a run folder.
+Two trainers: `MAMLTrainer` (sample, adapt, sample again, meta-update) and `PPOTrainer`
+(trials of the training tasks, then PPO: RL² and the Markov baselines).
 
 Randomness: iteration i draws its tasks, env noise and action noise from generators
 seeded by (seed, i, phase), so the run's random state after i iterations is the pair
