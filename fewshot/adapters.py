@@ -14,7 +14,6 @@ MAML run, or the random policy) and a scripted oracle that is told the task.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -271,10 +270,7 @@ class _FinetuneAdaptation:
         trained = adapter.learner
         self.block = adapter.episodes_per_step
         self.tasks = tasks
-        self.learners = [PPO(policy=copy.deepcopy(trained.policy), config=trained.config,
-                             gamma=trained.gamma, gae_lambda=trained.gae_lambda,
-                             normalize_advantages=trained.normalize_advantages)
-                         for _ in tasks]
+        self.learners = [trained.copy_for_finetuning() for _ in tasks]
         # a block of one trial: `count` one-episode trials of its task
         self.samplers = SamplerCache(lambda count: TrialSampler(
             family=family, num_trials=count, episodes_per_trial=1, horizon=horizon))

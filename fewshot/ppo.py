@@ -16,6 +16,8 @@ there (truncated back-propagation), in minibatches of windows.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -133,6 +135,14 @@ class PPO:
                 "value_loss": float(value_loss.detach()),
                 "entropy": float(entropy.detach()), "approx_kl": float(approx_kl),
                 "clip_fraction": float(clip_fraction)}
+
+    def copy_for_finetuning(self) -> PPO:
+        """The same policy and reward scale (the critic's values are in its units), a new
+        optimizer: what fine-tuning on one task's episodes starts from."""
+        copied = PPO(policy=copy.deepcopy(self.policy), config=self.config, gamma=self.gamma,
+                     gae_lambda=self.gae_lambda, normalize_advantages=self.normalize_advantages)
+        copied.return_scale.load_state_dict(self.return_scale.state_dict())
+        return copied
 
     def state_dict(self) -> dict:
         return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),

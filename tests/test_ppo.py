@@ -362,6 +362,9 @@ def test_finetune_updates_a_copy_per_trial_and_leaves_the_trained_policy_alone(t
     adapter = FinetuneAdapter(name="ft", learner=learner, episodes_per_step=2)
     task_list = NAV.sample(3, "test-id", np.random.default_rng(0))
     adaptation = adapter.start(NAV, task_list, horizon=5)
+    assert learner.return_scale.count > 0  # the copies keep the critic's units
+    for copied in adaptation.learners:
+        assert copied.return_scale.state_dict() == learner.return_scale.state_dict()
     episodes = adaptation.run_block(2, seed=0)
     assert episodes.returns.shape == (3, 2)
     tuned = [a.policy.state_dict()["actor.0.weight"] for a in adaptation.learners]
