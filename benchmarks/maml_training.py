@@ -99,12 +99,12 @@ def start_from(source: Path, run_dir: Path, config: TrainConfig) -> None:
     (run_dir / "continued_from.txt").write_text(f"{source}\n")
 
 
-def evaluate(config: TrainConfig, run_dir: Path, *, steps: int, num_tasks: int,
-             seed: int) -> dict[str, float]:
-    """Mean return on fresh test-id tasks after 0..steps inner steps (20 episodes each)."""
+def evaluate(config: TrainConfig, run_dir: Path, *, steps: int, num_tasks: int, seed: int,
+             episodes: int, later_scale: float) -> dict[str, float]:
+    """Mean return on fresh test-id tasks after 0..steps inner steps, each step on
+    `episodes` episodes per task; steps after the first at `later_scale` x the inner lr."""
     family = tasks.get(config.family)
-    sampler = Sampler(family=family, num_tasks=num_tasks,
-                      episodes_per_task=config.episodes_per_task)
+    sampler = Sampler(family=family, num_tasks=num_tasks, episodes_per_task=episodes)
     learner = build_learner(config, obs_size=sampler.obs_size, action_size=sampler.action_size)
     learner.load_state_dict(load_checkpoint(run_dir)["learner"])
     task_list = family.sample(num_tasks, "test-id", np.random.default_rng([seed, 7]))
@@ -112,7 +112,8 @@ def evaluate(config: TrainConfig, run_dir: Path, *, steps: int, num_tasks: int,
         learner, sampler, task_list, num_steps=steps,
         seeds=[derived_seed(seed, 7, phase) for phase in range(steps + 1)],
         gamma=config.gamma, gae_lambda=config.gae_lambda,
-        normalize_advantages=config.normalize_advantages)
+        normalize_advantages=config.normalize_advantages,
+        step_scales=[1.0] + [later_scale] * (steps - 1))
     returns = [b.episode_returns().numpy() for b in batches]
     return {("pre" if i == 0 else f"post_{i}"): float(r.mean()) for i, r in enumerate(returns)}
 
@@ -166,6 +167,15 @@ def main() -> None:
                         help="start from another run's last checkpoint (weights, iteration "
                              "count, metrics) under this command's settings")
     parser.add_argument("--eval-tasks", type=int, default=40)
+    parser.add_argument("--eval-steps", type=int, default=None,
+                        help="inner steps in the evaluation (default: the preset's)")
+    parser.add_argument("--eval-episodes", type=int, default=20,
+                        help="episodes per task for each evaluation step (default: as in "
+                             "training)")
+    parser.add_argument("--eval-later-scale", type=float, default=1.0,
+                        help="step size of evaluation steps after the first, as a multiple "
+                             "of the inner lr. The MAML code's point-nav test used 40 "
+                             "episodes and 0.5")
     parser.add_argument("--runs", default="benchmarks/runs",
                         help="run folders; kept in the repository so long runs can resume")
     parser.add_argument("--results", default="benchmarks/results")
@@ -175,13 +185,18 @@ def main() -> None:
     name = run_name(args)
     run_dir = Path(args.runs) / f"maml-{name}-s{args.seed}"
     result_name = name if args.seed == 0 else f"{name}-s{args.seed}"  # seed 0 came first
+    if (args.eval_steps, args.eval_episodes, args.eval_later_scale) != (None, 20, 1.0):
+        result_name += (f"-eval{args.eval_steps or preset['eval_steps']}x"
+                        f"{args.eval_episodes}ep-later{args.eval_later_scale:g}")
     if args.continue_from and not run_dir.exists():
         start_from(Path(args.continue_from), run_dir, config)
     started = time.perf_counter()
     train(config, run_dir, resume=(run_dir / "checkpoint.pt").exists())
     train_seconds = time.perf_counter() - started
-    adaptation = evaluate(config, run_dir, steps=preset["eval_steps"],
-                          num_tasks=args.eval_tasks, seed=args.seed)
+    eval_steps = args.eval_steps or preset["eval_steps"]
+    adaptation = evaluate(config, run_dir, steps=eval_steps, num_tasks=args.eval_tasks,
+                          seed=args.seed, episodes=args.eval_episodes,
+                          later_scale=args.eval_later_scale)
     curve = read_curve(run_dir)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
@@ -198,7 +213,8 @@ def main() -> None:
         "train_wall_seconds_this_process": train_seconds,
         "train_wall_seconds_total": curve["wall_seconds"][-1],
         "evaluation": {"split": "test-id", "tasks": args.eval_tasks,
-                       "episodes_per_task": config.episodes_per_task, **adaptation},
+                       "episodes_per_task": args.eval_episodes,
+                       "later_step_scale": args.eval_later_scale, **adaptation},
         "published": preset["published"],
         "curve": curve,
     }

@@ -12,6 +12,7 @@ and takes one meta-update per call.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -37,20 +38,35 @@ def inner_loss(policy: nn.Module, params: Mapping[str, torch.Tensor],
 
 def adapt(policy: nn.Module, params: Mapping[str, torch.Tensor],
           inner_lrs: Mapping[str, torch.Tensor], steps: Sequence[Batch], *,
-          first_order: bool) -> Params:
+          first_order: bool, step_scales: Sequence[float] | None = None) -> Params:
     """Adapted parameters after one gradient step per entry of `steps` (one task's data).
 
     Second-order: the result stays differentiable in `params` and `inner_lrs` through the
-    gradients. First-order: the gradients are taken as constants.
+    gradients. First-order: the gradients are taken as constants. `step_scales[i]`
+    multiplies the step size of step i (default: 1 for every step).
     """
+    scales = check_step_scales(step_scales, len(steps))
     params = dict(params)
-    for episodes in steps:
+    for episodes, scale in zip(steps, scales):
         loss = inner_loss(policy, params, episodes)
         grads = torch.autograd.grad(loss, list(params.values()),
                                     create_graph=not first_order)
-        params = {name: p - inner_lrs[name] * g
+        params = {name: p - scale * inner_lrs[name] * g
                   for (name, p), g in zip(params.items(), grads, strict=True)}
     return params
+
+
+def check_step_scales(step_scales: Sequence[float] | None, num_steps: int) -> list[float]:
+    """`step_scales` as a list of `num_steps` finite non-negative floats (None: all 1)."""
+    if step_scales is None:
+        return [1.0] * num_steps
+    scales = [float(s) for s in step_scales]
+    if len(scales) < num_steps:
+        raise ValueError(f"step_scales: {len(scales)} given for {num_steps} inner steps; "
+                         "give one scale per step")
+    if not all(math.isfinite(s) and s >= 0 for s in scales):
+        raise ValueError(f"step_scales must be finite and >= 0, got {scales}")
+    return scales[:num_steps]
 
 
 @dataclass
@@ -129,10 +145,13 @@ class MAML:
     # Adaptation -------------------------------------------------------------------
 
     def adapt_tasks(self, pre: Sequence[Batch], meta: Mapping[str, torch.Tensor] | None = None,
-                    *, differentiable: bool = False) -> list[Params]:
+                    *, differentiable: bool = False,
+                    step_scales: Sequence[float] | None = None) -> list[Params]:
         """Each task's adapted parameters from its episodes in `pre` (one Batch per step).
 
         Not differentiable (the default): detached values, for sampling and evaluation.
+        `step_scales[i]` multiplies the step size of step i (an evaluation protocol may
+        take smaller later steps; meta-training uses 1).
         """
         meta = self.meta_parameters() if meta is None else meta
         params, lrs = self._split(meta)
@@ -142,12 +161,12 @@ class MAML:
                 steps = [batch.task(k) for batch in pre]
                 if differentiable:
                     out = adapt(self.policy, params, lrs, steps,
-                                first_order=self.config.first_order)
+                                first_order=self.config.first_order, step_scales=step_scales)
                 else:
                     start = {n: p.detach().requires_grad_(True) for n, p in params.items()}
                     out = {n: p.detach() for n, p in adapt(
                         self.policy, start, {n: lr.detach() for n, lr in lrs.items()},
-                        steps, first_order=True).items()}
+                        steps, first_order=True, step_scales=step_scales).items()}
                 adapted.append(out)
         return adapted
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -211,11 +212,13 @@ class PPOTrainer:
 
 def adaptation_batches(learner: MAML, sampler: Sampler, task_list: list, *,
                        num_steps: int, seeds: list[int], gamma: float, gae_lambda: float,
-                       normalize_advantages: bool) -> list[Batch]:
+                       normalize_advantages: bool,
+                       step_scales: Sequence[float] | None = None) -> list[Batch]:
     """Sample with the meta-parameters, adapt, sample again, ... `num_steps` times.
 
     Returns num_steps + 1 batches with advantages: batch i was sampled after i inner
-    steps. seeds[i] fixes batch i's env and action noise.
+    steps. seeds[i] fixes batch i's env and action noise. `step_scales[i]` multiplies
+    the step size of inner step i (default 1).
     """
     params = [learner.policy.params()] * len(task_list)
     batches: list[Batch] = []
@@ -224,7 +227,7 @@ def adaptation_batches(learner: MAML, sampler: Sampler, task_list: list, *,
         batches.append(with_advantages(batch, gamma=gamma, gae_lambda=gae_lambda,
                                        normalize_advantages=normalize_advantages))
         if phase < num_steps:
-            params = learner.adapt_tasks(batches)
+            params = learner.adapt_tasks(batches, step_scales=step_scales)
     return batches
 
 

@@ -269,6 +269,37 @@ def test_adapt_tasks_never_changes_the_meta_parameters(learn_inner_lr):
                 torch.testing.assert_close(a[n].detach(), b[n], rtol=0, atol=1e-12)
 
 
+def test_step_scales_multiply_each_inner_step_size():
+    policy = make_policy(16)
+    pre = [make_batch(152), make_batch(153)]
+    steps = [b.task(0) for b in pre]
+    scaled = adapt(policy, policy.params(), fixed_lrs(policy), steps, first_order=True,
+                   step_scales=[1.0, 0.5])
+    # By hand: a step at ALPHA, then a step at ALPHA / 2 from where the first one ended.
+    first = adapt(policy, policy.params(), fixed_lrs(policy), steps[:1], first_order=True)
+    by_hand = adapt(policy, first, fixed_lrs(policy, ALPHA / 2), steps[1:], first_order=True)
+    unscaled = adapt(policy, policy.params(), fixed_lrs(policy), steps, first_order=True)
+    for n in scaled:
+        torch.testing.assert_close(scaled[n], by_hand[n], rtol=1e-12, atol=1e-12)
+    assert any(not torch.allclose(scaled[n], unscaled[n]) for n in scaled)
+
+    learner = MAML(policy=policy, config=MAMLConfig(inner_lr=ALPHA, num_inner_steps=2))
+    via_learner = learner.adapt_tasks(pre, step_scales=[1.0, 0.5])[0]
+    for n in scaled:
+        torch.testing.assert_close(via_learner[n], scaled[n].detach(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("scales, message", [([1.0], "1 given for 2 inner steps"),
+                                             ([1.0, -0.5], "finite and >= 0"),
+                                             ([1.0, float("nan")], "finite and >= 0")])
+def test_step_scales_reject_bad_values(scales, message):
+    policy = make_policy(17)
+    steps = [make_batch(154).task(0), make_batch(155).task(0)]
+    with pytest.raises(ValueError, match=message):
+        adapt(policy, policy.params(), fixed_lrs(policy), steps, first_order=True,
+              step_scales=scales)
+
+
 def test_meta_sgd_inner_lr_gradient_matches_the_hand_formula():
     policy = make_policy(14)
     learner = MAML(policy=policy, config=MAMLConfig(learn_inner_lr=True, inner_lr=0.1))
