@@ -8,7 +8,12 @@ it further. Run (alone on the machine: the meta-update uses every core):
   .venv/bin/python benchmarks/maml_training.py --preset cheetah-dir
   .venv/bin/python benchmarks/maml_training.py --preset cheetah-vel
 Writes benchmarks/results/maml_<preset>.json and .png (return against wall clock and
-against env steps, before and after adaptation).
+against env steps, before and after adaptation). Settings other than the paper's get
+their own run folder and file names. Re-running a finished run only evaluates it; the
+--eval-* flags choose the evaluation (a JSON of its own), e.g. the MAML code's point-nav
+test: 3 steps on 40 episodes each, steps after the first at half the step size:
+  .venv/bin/python benchmarks/maml_training.py --preset point-nav \
+      --eval-steps 3 --eval-episodes 40 --eval-later-scale 0.5
 """
 
 from __future__ import annotations
@@ -184,7 +189,8 @@ def main() -> None:
     config = config_for(preset, args)
     name = run_name(args)
     run_dir = Path(args.runs) / f"maml-{name}-s{args.seed}"
-    result_name = name if args.seed == 0 else f"{name}-s{args.seed}"  # seed 0 came first
+    curve_name = name if args.seed == 0 else f"{name}-s{args.seed}"  # seed 0 came first
+    result_name = curve_name  # another evaluation of the same run gets its own JSON
     if (args.eval_steps, args.eval_episodes, args.eval_later_scale) != (None, 20, 1.0):
         result_name += (f"-eval{args.eval_steps or preset['eval_steps']}x"
                         f"{args.eval_episodes}ep-later{args.eval_later_scale:g}")
@@ -201,7 +207,7 @@ def main() -> None:
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     plot(curve, f"MAML-TRPO on {args.preset} ({args.meta_batch} tasks x 20 episodes, "
-         f"inner lr {args.inner_lr:g}, {args.activation})", results / f"maml_{result_name}.png")
+         f"inner lr {args.inner_lr:g}, {args.activation})", results / f"maml_{curve_name}.png")
     report = {
         "command": " ".join([sys.executable, *sys.argv]),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -11,6 +11,7 @@ seeded by (seed, i, phase), so the run's random state after i iterations is the 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -121,6 +122,11 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False,
         state = load_checkpoint(out)
         trainer.learner.load_state_dict(state["learner"])
         start, trainer.sampler.env_steps = int(state["iteration"]), int(state["env_steps"])
+        if start >= config.iterations:  # finished: leave the run folder as it is
+            if progress:
+                print(f"{out}: already at iteration {start} of {config.iterations}; "
+                      "pass a larger --iterations to continue it", file=sys.stderr)
+            return trainer.learner
     write_manifest(out, seed=config.seed, family=config.family, algo=config.algo,
                    resumed_at_iteration=start if resume else None)
     log = MetricsLog(out, start=start)

@@ -64,6 +64,14 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path):
                        for r in read_metrics(split)]
 
 
+def test_resuming_a_finished_run_changes_nothing_in_its_folder(tmp_path):
+    out = tmp_path / "done"
+    run(tmp_path, "--iterations", "2", "--checkpoint_every", "2", "--out", str(out))
+    before = {f: f.read_bytes() for f in out.rglob("*") if f.is_file()}
+    assert cli.main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert {f: f.read_bytes() for f in out.rglob("*") if f.is_file()} == before
+
+
 def test_resume_drops_metric_rows_written_after_the_last_checkpoint(tmp_path):
     out = tmp_path / "run"
     run(tmp_path, "--iterations", "3", "--checkpoint_every", "2", "--out", str(out))
