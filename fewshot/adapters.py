@@ -14,6 +14,7 @@ MAML run, or the random policy) and a scripted oracle that is told the task.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -178,16 +179,22 @@ class MAMLAdapter:
     """MAML at evaluation: one inner step after every `episodes_per_step` episodes of a
     trial, on those episodes, exactly as in meta-training (fresh episodes per step, each
     sampled with the current adapted policy, adaptation always from the meta-parameters
-    through every step taken so far)."""
+    through every step taken so far). Steps after the first take `later_step_scale` x
+    the inner step size (1: as in meta-training)."""
 
     def __init__(self, *, name: str, learner: MAML, episodes_per_step: int, gamma: float,
-                 gae_lambda: float, normalize_advantages: bool) -> None:
+                 gae_lambda: float, normalize_advantages: bool,
+                 later_step_scale: float = 1.0) -> None:
         if isinstance(episodes_per_step, bool) or episodes_per_step < 1:
             raise ValueError(f"episodes_per_step must be an integer >= 1, got "
                              f"{episodes_per_step!r}")
+        if not (math.isfinite(later_step_scale) and later_step_scale >= 0):
+            raise ValueError(f"later_step_scale must be finite and >= 0, got "
+                             f"{later_step_scale!r}")
         self.name = name
         self.learner = learner
         self.episodes_per_step = int(episodes_per_step)
+        self.later_step_scale = float(later_step_scale)
         self.advantages = dict(gamma=gamma, gae_lambda=gae_lambda,
                                normalize_advantages=normalize_advantages)
 
@@ -209,7 +216,8 @@ class _MAMLAdaptation:
         batch = self.samplers.get(count).sample(policy, self.params, self.tasks, seed=seed)
         if count == self.block:  # a shorter block ends the trial
             self.steps.append(with_advantages(batch, **self.adapter.advantages))
-            self.params = self.adapter.learner.adapt_tasks(self.steps)
+            scales = [1.0] + [self.adapter.later_step_scale] * (len(self.steps) - 1)
+            self.params = self.adapter.learner.adapt_tasks(self.steps, step_scales=scales)
         return Episodes.from_batch(batch)
 
 

@@ -105,7 +105,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
                                       tasks=args.tasks, trials=args.trials,
                                       seed=args.eval_seed)
         out = evaluate_run(Path(args.run_dir), settings, learner=args.learner,
-                           episodes_per_step=args.episodes_per_step, label=args.label,
+                           episodes_per_step=args.episodes_per_step,
+                           later_step_scale=args.later_step_scale, label=args.label,
                            out=args.out, progress=not args.no_progress)
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"fewshot evaluate: {error}") from error
@@ -196,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="MAML: one inner step after every this many episodes (default: "
                           "the run's episodes_per_task); finetune: one PPO update after "
                           "every this many (default: 1)")
+    evaluate.add_argument("--later-step-scale", type=float, default=1.0,
+                          help="MAML: step size of every inner step after the first, as a "
+                          "multiple of the run's inner lr (default: 1, as in meta-training; "
+                          "the MAML code's point-nav test used 0.5)")
     evaluate.add_argument("--label", default=None,
                           help="learner name in records (default: the run folder's name "
                           "without its -s<seed>)")

@@ -94,8 +94,11 @@ def base_label(run_dir: Path) -> str:
 
 
 def make_learner(kind: str, config: TrainConfig, trained: MAML | PPO, *, label: str,
-                 episodes_per_step: int | None) -> Learner:
+                 episodes_per_step: int | None, later_step_scale: float = 1.0) -> Learner:
     """The learner to score: the run's own, its policy without adaptation, or a reference."""
+    if later_step_scale != 1.0 and not (kind == "trained" and isinstance(trained, MAML)):
+        raise ValueError(f"later_step_scale scales a MAML run's later inner steps; learner "
+                         f"{kind} of a {config.algo} run takes none")
     _, space = family_spaces(config.family)
     discrete = isinstance(space, gymnasium.spaces.Discrete)
     if kind in ("ucb1", "thompson") or (kind == "random" and discrete):
@@ -125,14 +128,16 @@ def make_learner(kind: str, config: TrainConfig, trained: MAML | PPO, *, label: 
     return MAMLAdapter(name=label, learner=trained,
                        episodes_per_step=episodes_per_step or config.episodes_per_task,
                        gamma=config.gamma, gae_lambda=config.gae_lambda,
-                       normalize_advantages=config.normalize_advantages)
+                       normalize_advantages=config.normalize_advantages,
+                       later_step_scale=later_step_scale)
 
 
 # fewshot evaluate -----------------------------------------------------------------------
 
 def evaluate_run(run_dir: Path, settings: EvaluationSettings, *, learner: str = "trained",
-                 episodes_per_step: int | None = None, label: str | None = None,
-                 out: Path | None = None, progress: bool = True) -> Path:
+                 episodes_per_step: int | None = None, later_step_scale: float = 1.0,
+                 label: str | None = None, out: Path | None = None,
+                 progress: bool = True) -> Path:
     """Score a run's learner (or a reference learner on its family); returns the folder."""
     run_dir = Path(run_dir)
     if learner not in LEARNERS:
@@ -149,7 +154,8 @@ def evaluate_run(run_dir: Path, settings: EvaluationSettings, *, learner: str = 
                  "non-adaptive": f"{base_label(run_dir)}-non-adaptive",
                  "finetune": f"{base_label(run_dir)}-finetune"}.get(learner, learner)
     scored = make_learner(learner, config, trained, label=label,
-                          episodes_per_step=episodes_per_step)
+                          episodes_per_step=episodes_per_step,
+                          later_step_scale=later_step_scale)
     out = Path(out) if out is not None else run_dir / (
         DEFAULT_FOLDER if learner == "trained" else f"{DEFAULT_FOLDER}-{learner}")
     task_sets = freeze_tasks(family, settings)
@@ -161,6 +167,7 @@ def evaluate_run(run_dir: Path, settings: EvaluationSettings, *, learner: str = 
     info = {"family": family.name, "learner": label, "kind": learner,
             "run": str(run_dir), "settings": asdict(settings),
             "episodes_per_step": getattr(scored, "episodes_per_step", None),
+            "later_step_scale": getattr(scored, "later_step_scale", None),
             "command": sys.argv, "versions": package_versions()}
     frozen = {"family": family.name, "seed": settings.seed,
               "splits": {split: [family.task_to_dict(t) for t in split_tasks]

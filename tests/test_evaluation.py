@@ -100,6 +100,19 @@ def test_a_missing_or_corrupt_checkpoint_is_refused(run_dir, tmp_path):
     assert not (run / "evaluation").exists()
 
 
+def test_later_step_scale_is_recorded_and_refused_where_there_are_no_inner_steps(
+        run_dir, tmp_path):
+    run = fresh_copy(run_dir, tmp_path)
+    assert cli.main(["evaluate", str(run), *SMALL, "--later-step-scale", "0.5"]) == 0
+    summary = json.loads((run / "evaluation" / "summary.json").read_text())
+    assert summary["info"]["later_step_scale"] == 0.5
+    with pytest.raises(SystemExit, match="later_step_scale scales a MAML run's later inner "
+                                         "steps; learner non-adaptive"):
+        cli.main(["evaluate", str(run), *SMALL, "--learner", "non-adaptive",
+                  "--later-step-scale", "0.5"])
+    assert not (run / "evaluation-non-adaptive").exists()
+
+
 def test_an_undeclared_split_or_negative_k_is_refused(run_dir, tmp_path, capsys):
     run = fresh_copy(run_dir, tmp_path)
     with pytest.raises(SystemExit, match="does not declare the splits \\['test-far'\\]"):

@@ -115,6 +115,32 @@ def test_maml_takes_one_inner_step_per_block_on_that_blocks_episodes():
     assert episodes.returns.shape == (3, 1)
 
 
+def test_maml_later_steps_take_the_scaled_step_size():
+    maml = small_maml()
+    task_list = FAMILY.sample(2, "test-id", np.random.default_rng(3))
+    adapters = {scale: MAMLAdapter(name="maml", learner=maml, episodes_per_step=2,
+                                   gamma=0.99, gae_lambda=1.0, normalize_advantages=True,
+                                   later_step_scale=scale) for scale in (1.0, 0.5)}
+    adaptations = {}
+    for scale, adapter in adapters.items():
+        adaptations[scale] = adapter.start(FAMILY, task_list, horizon=10)
+        adaptations[scale].run_block(2, seed=4)
+    # the first step is the run's own whatever the scale
+    for a, b in zip(adaptations[1.0].params, adaptations[0.5].params, strict=True):
+        assert all(torch.equal(a[n], b[n]) for n in a)
+    for scale, adaptation in adaptations.items():
+        adaptation.run_block(2, seed=5)
+        expected = maml.adapt_tasks(adaptation.steps, step_scales=[1.0, scale])
+        for got, want in zip(adaptation.params, expected, strict=True):
+            for name in want:
+                torch.testing.assert_close(got[name], want[name])
+    assert any(not torch.allclose(adaptations[1.0].params[0][n], adaptations[0.5].params[0][n])
+               for n in adaptations[1.0].params[0])
+    with pytest.raises(ValueError, match="later_step_scale must be finite and >= 0"):
+        MAMLAdapter(name="maml", learner=maml, episodes_per_step=2, gamma=0.99,
+                    gae_lambda=1.0, normalize_advantages=True, later_step_scale=-1.0)
+
+
 def test_maml_record_k_follows_its_blocks():
     adapter = MAMLAdapter(name="maml", learner=small_maml(), episodes_per_step=2, gamma=0.99,
                           gae_lambda=1.0, normalize_advantages=True)
