@@ -28,7 +28,9 @@ class MAMLConfig:
     num_inner_steps: int = 1
     """Policy-gradient steps of adaptation; fresh episodes are sampled after each."""
     inner_lr: float = 0.1
-    """Inner-loop step size (the initial value when learned)."""
+    """Inner-loop step size (the initial value when learned), for log-probabilities
+    summed over action dimensions (code that averages them over A dimensions needs A
+    times this value for the same step)."""
     learn_inner_lr: bool = False
     """Meta-learn one inner step size per parameter entry (Meta-SGD)."""
     first_order: bool = False
@@ -36,7 +38,9 @@ class MAMLConfig:
     outer: str = "trpo"
     """Outer optimizer: trpo (conjugate gradient, line search) or ppo (clipped, ProMP-style)."""
     max_kl: float = 0.01
-    """TRPO: bound on the mean KL between adapted policies before and after the update."""
+    """TRPO: bound on the mean KL between adapted policies before and after the update,
+    summed over action dimensions (a bound on the per-dimension average is this divided
+    by the number of action dimensions)."""
     cg_iterations: int = 10
     """TRPO: conjugate-gradient iterations."""
     cg_damping: float = 1e-5
