@@ -47,7 +47,7 @@ def adapt(policy: nn.Module, params: Mapping[str, torch.Tensor],
     """
     scales = check_step_scales(step_scales, len(steps))
     params = dict(params)
-    for episodes, scale in zip(steps, scales):
+    for episodes, scale in zip(steps, scales, strict=True):
         loss = inner_loss(policy, params, episodes)
         grads = torch.autograd.grad(loss, list(params.values()),
                                     create_graph=not first_order)
