@@ -191,15 +191,15 @@ def main() -> None:
     run_dir = Path(args.runs) / f"maml-{name}-s{args.seed}"
     curve_name = name if args.seed == 0 else f"{name}-s{args.seed}"  # seed 0 came first
     result_name = curve_name  # another evaluation of the same run gets its own JSON
+    eval_steps = args.eval_steps or preset["eval_steps"]
     if (args.eval_steps, args.eval_episodes, args.eval_later_scale) != (None, 20, 1.0):
-        result_name += (f"-eval{args.eval_steps or preset['eval_steps']}x"
+        result_name += (f"-eval{eval_steps}x"
                         f"{args.eval_episodes}ep-later{args.eval_later_scale:g}")
     if args.continue_from and not run_dir.exists():
         start_from(Path(args.continue_from), run_dir, config)
     started = time.perf_counter()
     train(config, run_dir, resume=(run_dir / "checkpoint.pt").exists())
     train_seconds = time.perf_counter() - started
-    eval_steps = args.eval_steps or preset["eval_steps"]
     adaptation = evaluate(config, run_dir, steps=eval_steps, num_tasks=args.eval_tasks,
                           seed=args.seed, episodes=args.eval_episodes,
                           later_scale=args.eval_later_scale)
