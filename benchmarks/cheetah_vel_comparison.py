@@ -19,44 +19,41 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from fewshot.checkpoint import package_versions
-from fewshot.config import PPOConfig, TrainConfig
-from fewshot.evaluation import compare, evaluate_run
-from fewshot.harness import EvaluationSettings
-from fewshot.train import train
+from fewshot.algos.ppo.config import MarkovPPOConfig, RL2Config
+from fewshot.eval.evaluation import compare, evaluate_run
+from fewshot.eval.harness import EvaluationSettings
+from fewshot.provenance import provenance
+from fewshot.run.config import RunConfig
+from fewshot.run.train import train
 
 FAMILY = "cheetah-vel"
 TASKS_PER_ITERATION = 32
 EPISODES_PER_TRIAL = 4  # k = 0..3
 
 
-def configs(seed: int, iterations: int) -> dict[str, TrainConfig]:
+def configs(seed: int, iterations: int) -> dict[str, RunConfig]:
     """One core per run (nthread 1), the same env steps for every algorithm."""
-    common = dict(family=FAMILY, seed=seed, iterations=iterations,
-                  meta_batch_size=TASKS_PER_ITERATION, gae_lambda=0.95, checkpoint_every=10,
+    common = dict(family=FAMILY, seed=seed, iterations=iterations, checkpoint_every=10,
                   nthread=1, torch_threads=1, update_threads=1)
+    learning = dict(meta_batch_size=TASKS_PER_ITERATION, gae_lambda=0.95)
     # The Markov baselines take 320 minibatch steps per iteration (10 epochs x 32
     # minibatches of 4 episodes); RL² keeps the default 16, as each of its minibatch steps
     # back-propagates through 800 GRU steps (about 0.15 s on one core).
-    markov = PPOConfig(ppo_epochs=10, minibatches=32)
+    markov = MarkovPPOConfig(ppo_epochs=10, minibatches=32,
+                             episodes_per_task=EPISODES_PER_TRIAL, **learning)
     return {
-        "rl2": TrainConfig(algo="rl2", **common,
-                           ppo=PPOConfig(episodes_per_trial=EPISODES_PER_TRIAL)),
-        "ppo": TrainConfig(algo="ppo", episodes_per_task=EPISODES_PER_TRIAL, ppo=markov,
-                           **common),
-        "oracle": TrainConfig(algo="oracle", episodes_per_task=EPISODES_PER_TRIAL,
-                              ppo=markov, **common),
+        "rl2": RunConfig(algo="rl2", **common, algo_config=RL2Config(
+            episodes_per_trial=EPISODES_PER_TRIAL, **learning)),
+        "ppo": RunConfig(algo="ppo", **common, algo_config=markov),
+        "oracle": RunConfig(algo="oracle", **common, algo_config=markov),
     }
 
 
-def train_one(config: TrainConfig, folder: Path) -> tuple[str, float]:
+def train_one(config: RunConfig, folder: Path) -> tuple[str, float]:
     started = time.perf_counter()
     train(config, folder, resume=(folder / "checkpoint.pt").exists(), progress=False)
     seconds = time.perf_counter() - started
@@ -67,7 +64,7 @@ def train_one(config: TrainConfig, folder: Path) -> tuple[str, float]:
 def evaluate_one(folder: Path, settings: EvaluationSettings, learner: str, label: str,
                  out: Path, episodes_per_step: int | None) -> str:
     path = evaluate_run(folder, settings, learner=learner, label=label, out=out,
-                        episodes_per_step=episodes_per_step, progress=False)
+                        options={"episodes_per_step": episodes_per_step}, progress=False)
     print(f"evaluated {label} ({folder.name})", flush=True)
     return str(path)
 
@@ -125,10 +122,7 @@ def main() -> None:
                 for p in points]
 
     report = {
-        "command": " ".join([sys.executable, *sys.argv]),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0))},
-        "versions": package_versions(),
+        **provenance(load_seconds=1.0),
         "settings": {"iterations": args.iterations, "seeds": args.seeds,
                      "env_steps_per_run": args.iterations * TASKS_PER_ITERATION
                      * EPISODES_PER_TRIAL * 200,

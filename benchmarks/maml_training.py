@@ -1,5 +1,6 @@
 """Meta-train MAML on a family with published settings, then measure adaptation on fresh
-tasks: the mean return before adaptation and after each inner step.
+tasks through the harness: the return before adaptation and after each inner step, with
+95% bootstrap intervals over tasks.
 
 Run folders go to benchmarks/runs/ and are committed (checkpoint, metrics: small), so a
 run resumes where it stopped, in this checkout or a later one; pass --iterations to run
@@ -8,10 +9,12 @@ it further. Run (alone on the machine: the meta-update uses every core):
   .venv/bin/python benchmarks/maml_training.py --preset cheetah-dir
   .venv/bin/python benchmarks/maml_training.py --preset cheetah-vel
 Writes benchmarks/results/maml_<preset>.json and .png (return against wall clock and
-against env steps, before and after adaptation). Settings other than the paper's get
-their own run folder and file names. Re-running a finished run only evaluates it; the
---eval-* flags choose the evaluation (a JSON of its own), e.g. the MAML code's point-nav
-test: 3 steps on 40 episodes each, steps after the first at half the step size:
+against env steps, before and after adaptation), and the harness's evaluation folder
+(records.csv.gz, summary.json, report.md) in benchmarks/results/maml_training/<name>/.
+Settings other than the paper's get their own run folder and file names. Re-running a
+finished run only evaluates it; the --eval-* flags choose the evaluation (a JSON of its
+own), e.g. the MAML code's point-nav test: 3 steps on 40 episodes each, steps after the
+first at half the step size:
   .venv/bin/python benchmarks/maml_training.py --preset point-nav \
       --eval-steps 3 --eval-episodes 40 --eval-later-scale 0.5
 """
@@ -20,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
-import os
-import platform
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -33,21 +34,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import yaml
 
-import tasks
-from fewshot.checkpoint import load_checkpoint, package_versions
-from fewshot.config import MAMLConfig, TrainConfig
-from fewshot.sampler import Sampler
-from fewshot.train import (
-    CONFIG,
-    adaptation_batches,
-    build_learner,
-    config_to_dict,
-    derived_seed,
-    train,
-)
-from tasks.locomotion.batched import available_cores
+from fewshot.algos.maml.config import MAMLConfig
+from fewshot.eval.evaluation import SUMMARY, base_label, evaluate_run
+from fewshot.eval.harness import EvaluationSettings
+from fewshot.provenance import cpus, provenance
+from fewshot.run.checkpoint import load_checkpoint
+from fewshot.run.config import RunConfig
+from fewshot.run.folder import write_config
+from fewshot.run.train import train
 
 # The MAML paper's settings: 20 tasks x 20 episodes, inner lr 0.1, one inner step in
 # training, TRPO with KL bound 0.01, two hidden layers of 100 ReLU units. (fewshot's own
@@ -66,14 +61,15 @@ PRESETS = {
 }
 
 
-def config_for(preset: dict, args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(family=preset["family"], seed=args.seed,
-                       iterations=args.iterations or preset["iterations"],
-                       meta_batch_size=args.meta_batch, episodes_per_task=20,
-                       hidden_sizes=[100, 100], activation=args.activation,
-                       checkpoint_every=5, update_threads=available_cores(),
-                       maml=MAMLConfig(inner_lr=args.inner_lr, max_kl=args.max_kl,
-                                       num_inner_steps=args.inner_steps))
+def config_for(preset: dict, args: argparse.Namespace) -> RunConfig:
+    return RunConfig(algo="maml", family=preset["family"], seed=args.seed,
+                     iterations=args.iterations or preset["iterations"],
+                     checkpoint_every=5, update_threads=cpus(),
+                     algo_config=MAMLConfig(meta_batch_size=args.meta_batch,
+                                            episodes_per_task=20, hidden_sizes=[100, 100],
+                                            activation=args.activation, inner_lr=args.inner_lr,
+                                            max_kl=args.max_kl,
+                                            num_inner_steps=args.inner_steps))
 
 
 def run_name(args: argparse.Namespace) -> str:
@@ -94,33 +90,30 @@ def run_name(args: argparse.Namespace) -> str:
     return name
 
 
-def start_from(source: Path, run_dir: Path, config: TrainConfig) -> None:
+def start_from(source: Path, run_dir: Path, config: RunConfig) -> None:
     """A new run folder holding `source`'s checkpoint and metrics with this run's config,
     so that training resumes from there under the new settings."""
     run_dir.mkdir(parents=True)
     for name in ("checkpoint.pt", "metrics.csv"):
         shutil.copy2(source / name, run_dir / name)
-    (run_dir / CONFIG).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    write_config(run_dir, config)
     (run_dir / "continued_from.txt").write_text(f"{source}\n")
 
 
-def evaluate(config: TrainConfig, run_dir: Path, *, steps: int, num_tasks: int, seed: int,
-             episodes: int, later_scale: float) -> dict[str, float]:
-    """Mean return on fresh test-id tasks after 0..steps inner steps, each step on
-    `episodes` episodes per task; steps after the first at `later_scale` x the inner lr."""
-    family = tasks.get(config.family)
-    sampler = Sampler(family=family, num_tasks=num_tasks, episodes_per_task=episodes)
-    learner = build_learner(config, obs_size=sampler.obs_size, action_size=sampler.action_size)
-    learner.load_state_dict(load_checkpoint(run_dir)["learner"])
-    task_list = family.sample(num_tasks, "test-id", np.random.default_rng([seed, 7]))
-    batches = adaptation_batches(
-        learner, sampler, task_list, num_steps=steps,
-        seeds=[derived_seed(seed, 7, phase) for phase in range(steps + 1)],
-        gamma=config.gamma, gae_lambda=config.gae_lambda,
-        normalize_advantages=config.normalize_advantages,
-        step_scales=[1.0] + [later_scale] * (steps - 1))
-    returns = [b.episode_returns().numpy() for b in batches]
-    return {("pre" if i == 0 else f"post_{i}"): float(r.mean()) for i, r in enumerate(returns)}
+def evaluate(run_dir: Path, out: Path, *, steps: int, num_tasks: int, trials: int,
+             episodes: int, later_scale: float) -> dict[str, dict[str, float]]:
+    """The harness on `num_tasks` frozen test-id tasks x `trials` trials: R(0) before
+    adaptation and R(i x episodes) after i inner steps, each step on `episodes` episodes
+    of the task; steps after the first at `later_scale` x the inner lr. Mean and 95% CI."""
+    settings = EvaluationSettings(splits=("test-id",), episodes=episodes * steps,
+                                  tasks=num_tasks, trials=trials, seed=0)
+    folder = evaluate_run(run_dir, settings, options={"episodes_per_step": episodes,
+                                                      "later_step_scale": later_scale},
+                          out=out)
+    summary = json.loads((folder / SUMMARY).read_text())
+    curve = {p["k"]: p["mean"] for p in
+             summary["learners"][base_label(run_dir)]["splits"]["test-id"]["curve"]}
+    return {("pre" if i == 0 else f"post_{i}"): curve[i * episodes] for i in range(steps + 1)}
 
 
 def read_curve(run_dir: Path) -> dict[str, list[float]]:
@@ -172,6 +165,8 @@ def main() -> None:
                         help="start from another run's last checkpoint (weights, iteration "
                              "count, metrics) under this command's settings")
     parser.add_argument("--eval-tasks", type=int, default=40)
+    parser.add_argument("--eval-trials", type=int, default=5,
+                        help="trials per task in the evaluation (default: %(default)s)")
     parser.add_argument("--eval-steps", type=int, default=None,
                         help="inner steps in the evaluation (default: the preset's)")
     parser.add_argument("--eval-episodes", type=int, default=20,
@@ -200,27 +195,27 @@ def main() -> None:
     started = time.perf_counter()
     train(config, run_dir, resume=(run_dir / "checkpoint.pt").exists())
     train_seconds = time.perf_counter() - started
-    adaptation = evaluate(config, run_dir, steps=eval_steps, num_tasks=args.eval_tasks,
-                          seed=args.seed, episodes=args.eval_episodes,
-                          later_scale=args.eval_later_scale)
-    curve = read_curve(run_dir)
     results = Path(args.results)
-    results.mkdir(parents=True, exist_ok=True)
+    adaptation = evaluate(run_dir, results / "maml_training" / result_name, steps=eval_steps,
+                          num_tasks=args.eval_tasks, trials=args.eval_trials,
+                          episodes=args.eval_episodes, later_scale=args.eval_later_scale)
+    curve = read_curve(run_dir)
     plot(curve, f"MAML-TRPO on {args.preset} ({args.meta_batch} tasks x 20 episodes, "
          f"inner lr {args.inner_lr:g}, {args.activation})", results / f"maml_{curve_name}.png")
     report = {
-        "command": " ".join([sys.executable, *sys.argv]),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0))},
-        "versions": package_versions(),
-        "config": json.loads(json.dumps(config.__dict__, default=lambda o: o.__dict__)),
+        **provenance(load_seconds=1.0),
+        "config": {**{k: v for k, v in dataclasses.asdict(config).items()
+                      if k != "algo_config"},
+                   "maml": dataclasses.asdict(config.algo_config)},
         "iterations_done": len(curve["iteration"]),
         "env_steps": curve["env_steps"][-1],
         "train_wall_seconds_this_process": train_seconds,
         "train_wall_seconds_total": curve["wall_seconds"][-1],
         "evaluation": {"split": "test-id", "tasks": args.eval_tasks,
-                       "episodes_per_task": args.eval_episodes,
-                       "later_step_scale": args.eval_later_scale, **adaptation},
+                       "trials": args.eval_trials, "episodes_per_step": args.eval_episodes,
+                       "later_step_scale": args.eval_later_scale,
+                       "folder": str(results / "maml_training" / result_name),
+                       **adaptation},
         "published": preset["published"],
         "curve": curve,
     }

@@ -16,45 +16,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from fewshot.checkpoint import package_versions
-from fewshot.config import PPOConfig, TrainConfig
-from fewshot.evaluation import compare, evaluate_run
-from fewshot.harness import EvaluationSettings
-from fewshot.records import Records
-from fewshot.train import train
+from fewshot.algos.ppo.config import MarkovPPOConfig, RL2Config
+from fewshot.eval.evaluation import SUMMARY, compare, evaluate_run
+from fewshot.eval.harness import EvaluationSettings
+from fewshot.provenance import provenance
+from fewshot.run.config import RunConfig
+from fewshot.run.train import train
 
 BANDIT_ITERATIONS = {10: 300, 100: 300}
 
 
-def trial_totals(records: Records) -> dict[str, dict[str, float]]:
-    """Per learner and split: mean and 95% normal interval of the trial's total return
-    (the sum over k of R(k)), over tasks (mean over a task's trials first)."""
-    out: dict[str, dict[str, float]] = {}
-    for learner in records.unique("learner"):
-        for split in records.where(learner=learner).unique("split"):
-            rows = records.where(learner=learner, split=split)
-            per_task = []
-            for task in rows.unique("task"):
-                mine = rows.where(task=task)
-                totals = [mine.where(episode=e)["return"].sum() for e in mine.unique("episode")]
-                per_task.append(np.mean(totals))
-            per_task = np.array(per_task)
-            half = 1.96 * per_task.std(ddof=1) / np.sqrt(per_task.size)
-            out.setdefault(learner, {})[split] = {"mean": float(per_task.mean()),
-                                                  "ci95": [float(per_task.mean() - half),
-                                                           float(per_task.mean() + half)]}
-    return out
+def trial_totals(comparison: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """Per learner and split: the mean return of a whole trial (R(0) + ... + R(K)) over
+    tasks, with its 95% bootstrap interval (from the harness's summary)."""
+    summary = json.loads((comparison / SUMMARY).read_text())
+    return {learner: {split: data["trial_return"] for split, data in entry["splits"].items()}
+            for learner, entry in summary["learners"].items()}
 
 
-def run(config: TrainConfig, folder: Path) -> float:
+def run(config: RunConfig, folder: Path) -> float:
     started = time.perf_counter()
     train(config, folder, resume=(folder / "checkpoint.pt").exists(), progress=True)
     return time.perf_counter() - started
@@ -64,10 +47,11 @@ def bandit(runs: Path, results: Path, tasks: int, trials: int) -> dict:
     report = {}
     for n, iterations in BANDIT_ITERATIONS.items():
         folder = runs / f"rl2-bandit-n{n}-s0"
-        config = TrainConfig(algo="rl2", family="bandit", seed=0, iterations=iterations,
-                             meta_batch_size=128, gae_lambda=0.95, checkpoint_every=25,
-                             ppo=PPOConfig(episodes_per_trial=n, lr=3e-3,
-                                           scale_rewards=False))  # made before scaling
+        config = RunConfig(algo="rl2", family="bandit", seed=0, iterations=iterations,
+                           checkpoint_every=25,
+                           algo_config=RL2Config(meta_batch_size=128, gae_lambda=0.95,
+                                                 episodes_per_trial=n, lr=3e-3,
+                                                 scale_rewards=False))  # made before scaling
         seconds = run(config, folder)
         settings = EvaluationSettings(episodes=n - 1, tasks=tasks, trials=trials, seed=0)
         outs = [evaluate_run(folder, settings, learner=kind, label=label,
@@ -75,9 +59,8 @@ def bandit(runs: Path, results: Path, tasks: int, trials: int) -> dict:
                 for kind, label in (("trained", "rl2"), ("ucb1", "ucb1"),
                                     ("thompson", "thompson"), ("random", "random"))]
         comparison = compare(outs, results / f"bandit-n{n}" / "comparison")
-        records = Records.read_csv(comparison / "records.csv")
         report[f"n={n}"] = {"iterations": iterations, "train_seconds_this_process": seconds,
-                            "trial_total": trial_totals(records)}
+                            "trial_total": trial_totals(comparison)}
     # more pulls than trained on: the n = 10 model on trials of 100
     folder = runs / "rl2-bandit-n10-s0"
     settings = EvaluationSettings(episodes=99, tasks=tasks, trials=trials, seed=0)
@@ -85,22 +68,19 @@ def bandit(runs: Path, results: Path, tasks: int, trials: int) -> dict:
                          out=results / "bandit-n10-on-100" / label)
             for kind, label in (("trained", "rl2-trained-on-10"), ("ucb1", "ucb1"))]
     comparison = compare(outs, results / "bandit-n10-on-100" / "comparison")
-    report["trained n=10, scored on 100 pulls"] = {
-        "trial_total": trial_totals(Records.read_csv(comparison / "records.csv"))}
+    report["trained n=10, scored on 100 pulls"] = {"trial_total": trial_totals(comparison)}
     return report
 
 
 def guessing_game(runs: Path, results: Path, tasks: int, trials: int) -> dict:
-    common = dict(family="guessing-game", seed=0, iterations=300, gae_lambda=0.95,
-                  checkpoint_every=25)
+    common = dict(family="guessing-game", seed=0, iterations=300, checkpoint_every=25)
     # these runs were made before reward scaling existed, and keep it off to resume
-    unscaled = dict(lr=3e-3, scale_rewards=False)
-    configs = {"rl2": TrainConfig(algo="rl2", meta_batch_size=128, **common,
-                                  ppo=PPOConfig(episodes_per_trial=2, **unscaled)),
-               "ppo": TrainConfig(algo="ppo", meta_batch_size=64, episodes_per_task=4,
-                                  **common, ppo=PPOConfig(**unscaled)),
-               "oracle": TrainConfig(algo="oracle", meta_batch_size=64, episodes_per_task=4,
-                                     **common, ppo=PPOConfig(**unscaled))}
+    unscaled = dict(lr=3e-3, scale_rewards=False, gae_lambda=0.95)
+    markov = MarkovPPOConfig(meta_batch_size=64, episodes_per_task=4, **unscaled)
+    configs = {"rl2": RunConfig(algo="rl2", **common, algo_config=RL2Config(
+                   meta_batch_size=128, episodes_per_trial=2, **unscaled)),
+               "ppo": RunConfig(algo="ppo", **common, algo_config=markov),
+               "oracle": RunConfig(algo="oracle", **common, algo_config=markov)}
     seconds, outs = {}, []
     settings = EvaluationSettings(episodes=2, tasks=tasks, trials=trials, seed=0)
     for name, config in configs.items():
@@ -126,10 +106,7 @@ def main() -> None:
     runs, results = Path(args.runs), Path(args.results)
     started = time.perf_counter()
     report = {
-        "command": " ".join([sys.executable, *sys.argv]),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"platform": platform.platform(), "cpus": len(os.sched_getaffinity(0))},
-        "versions": package_versions(),
+        **provenance(load_seconds=1.0),
         "bandit": bandit(runs, results, args.tasks, args.trials),
         "guessing_game": guessing_game(runs, results, args.tasks, args.trials),
     }

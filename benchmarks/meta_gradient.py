@@ -16,12 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,10 +27,9 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 import tasks
-from fewshot.advantages import with_advantages
-from fewshot.checkpoint import package_versions
-from fewshot.config import MAMLConfig
-from fewshot.maml import (
+from fewshot.algos.maml.advantages import with_advantages
+from fewshot.algos.maml.config import MAMLConfig
+from fewshot.algos.maml.maml import (
     MAML,
     adapt,
     flat,
@@ -43,8 +38,10 @@ from fewshot.maml import (
     masked_mean,
     outer_terms,
 )
-from fewshot.policy import GaussianMLP, log_prob
-from fewshot.sampler import Batch, Sampler
+from fewshot.collect import Batch, Collector
+from fewshot.collect.agents import GaussianAgent
+from fewshot.nn.policy import GaussianMLP, log_prob
+from fewshot.provenance import package_versions, provenance
 
 INNER_LR = 0.1
 
@@ -52,15 +49,16 @@ INNER_LR = 0.1
 def sample_episodes(family_name: str, num_tasks: int, episodes: int,
                     policy: GaussianMLP) -> Batch:
     family = tasks.get(family_name)
-    sampler = Sampler(family=family, num_tasks=num_tasks, episodes_per_task=episodes)
+    collector = Collector(family=family, num_envs=num_tasks * episodes)
     task_list = family.sample(num_tasks, "train", np.random.default_rng(0))
-    batch = sampler.sample(policy, [policy.params()] * num_tasks, task_list, seed=0)
+    batch = collector.collect(GaussianAgent(policy, [policy.params()]), task_list,
+                              trials_per_task=episodes, seed=0)
     return with_advantages(batch, gamma=0.99, gae_lambda=1.0, normalize_advantages=True)
 
 
 def outer_loss(policy, params, episodes) -> torch.Tensor:
     mean, log_std = functional_call(policy, params, (episodes.obs_TNO,))
-    ratio = torch.exp(log_prob(mean, log_std, episodes.act_TNA) - episodes.logp_TN)
+    ratio = torch.exp(log_prob(mean, log_std, episodes.act_TN) - episodes.logp_TN)
     return -masked_mean(ratio * episodes.adv_TN, episodes.valid_TN)
 
 
@@ -92,13 +90,13 @@ def floor_two_gradients(policy: GaussianMLP, pre: Batch, post: Batch) -> list[to
     return total
 
 
-FIELDS = ("obs_TNO", "act_TNA", "logp_TN", "valid_TN", "adv_TN")
+FIELDS = ("obs_TNO", "act_TN", "logp_TN", "valid_TN", "adv_TN")
 
 
 def ours_vmap(policy: GaussianMLP, pre: Batch, post: Batch) -> list[torch.Tensor]:
     """The same maths batched over tasks with torch.func.vmap(grad(...))."""
     params = policy.params()
-    K, E = pre.num_tasks, pre.episodes_per_task
+    K, E = pre.num_tasks, pre.trials_per_task
 
     def by_task(x: torch.Tensor) -> torch.Tensor:  # [T, K*E, ...] -> [K, T, E, ...]
         return x.reshape(x.shape[0], K, E, *x.shape[2:]).transpose(0, 1)
@@ -195,11 +193,8 @@ def main() -> None:
             seconds[name].append(time.perf_counter() - start)
     median = {name: statistics.median(s) for name, s in seconds.items()}
     result = {
-        "command": " ".join([sys.executable, *sys.argv]),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": len(os.sched_getaffinity(0))},
-        "versions": {**package_versions(), "higher": metadata.version("higher")},
+        **provenance(load_seconds=1.0),
+        "versions": package_versions(extra=("higher",)),
         "setup": {"family": args.family, "tasks": args.tasks, "episodes_per_task":
                   args.episodes, "steps": int(pre.obs_TNO.shape[0]), "hidden": [64, 64],
                   "inner_steps": 1, "second_order": True, "torch_threads": 1},

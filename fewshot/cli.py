@@ -1,17 +1,15 @@
-"""The `fewshot` command line: the user's entry point to families, training and evaluation."""
+"""The `fewshot` command line: the user's entry point to families, algorithms, training and
+evaluation. Every command that loads a family or a run takes `--import MODULE`
+(repeatable) for plugins; installed `fewshot.plugins` entry points load by themselves."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
-import jsonargparse
-
 import tasks
-from fewshot import rollouts
-from fewshot.config import MAMLConfig, PPOConfig, TrainConfig
+from fewshot import plugins, registry, rollouts
 
 
 def families_command(args: argparse.Namespace) -> int:
@@ -21,6 +19,21 @@ def families_command(args: argparse.Namespace) -> int:
         print(f"{name:16s} {', '.join(family.splits):26s} {params}")
         if args.verbose:
             print(f"{'':16s} {family.doc}")
+            for option in tasks.options(name).values():
+                print(f"{'':16s} option {option.name}: {option.describe()}, default "
+                      f"{option.default!r}")
+            if family.outcomes:
+                print(f"{'':16s} outcomes: {', '.join(family.outcomes)}")
+    return 0
+
+
+def algorithms_command(args: argparse.Namespace) -> int:
+    for name in registry.names():
+        algorithm = registry.get(name)
+        print(f"{name:10s} learners: {', '.join(algorithm.learners):28s} {algorithm.doc}")
+    print("\nreference learners (no training; any run):")
+    for name in registry.reference_names():
+        print(f"{name:10s} {registry.reference(name).doc}")
     return 0
 
 
@@ -28,8 +41,7 @@ def rollouts_command(args: argparse.Namespace) -> int:
     names = args.families or tasks.names()
     unknown = [n for n in names if n not in tasks.names()]
     if unknown:
-        raise SystemExit(f"fewshot rollouts: unknown families {unknown}; known: "
-                         f"{tasks.names()}")
+        raise ValueError(f"unknown families {unknown}; known: {tasks.names()}")
     print(f"Random policy, {args.num_envs} envs per split, one episode each "
           f"(seed {args.seed}):\n", flush=True)
     reports = []
@@ -47,45 +59,9 @@ def demo_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def train_parser() -> jsonargparse.ArgumentParser:
-    jsonargparse.set_parsing_settings(docstring_parse_attribute_docstrings=True)
-    parser = jsonargparse.ArgumentParser(
-        prog="fewshot train", description="Meta-train a learner; every setting is a flag, "
-        "and --config FILE.yaml sets many at once (flags after it override it).")
-    parser.add_argument("--config", action=jsonargparse.ActionConfigFile,
-                        help="a YAML file of settings")
-    parser.add_argument("--out", type=str, default=None,
-                        help="run folder (default: runs/<algo>-<family>-s<seed>)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_class_arguments(TrainConfig, None)
-    return parser
-
-
-def parse_train_args(argv: list[str]) -> tuple[TrainConfig, Path, bool, bool]:
-    """Settings, run folder, resume and progress flags; errors name the field."""
-    parser = train_parser()
-    values = parser.parse_args(argv).as_dict()
-    saved = Path(values["out"] or "") / "config.yaml"
-    if values["resume"] and values["out"] and saved.is_file():
-        # resuming: the run's own settings are the defaults; flags given now override them
-        values = parser.parse_args(["--config", str(saved), *argv]).as_dict()
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    try:
-        maml, ppo = values.pop("maml"), values.pop("ppo")
-        config = TrainConfig(
-            **{k: v for k, v in values.items() if k in fields - {"maml", "ppo"}},
-            maml=maml if isinstance(maml, MAMLConfig) else MAMLConfig(**maml),
-            ppo=ppo if isinstance(ppo, PPOConfig) else PPOConfig(**ppo))
-    except (TypeError, ValueError) as error:
-        parser.error(str(error))
-    out = Path(values["out"] or f"runs/{config.algo}-{config.family}-s{config.seed}")
-    return config, out, values["resume"], not values["no_progress"]
-
-
 def train_command(argv: list[str]) -> int:
-    from fewshot.train import train  # the heavy imports only for this command
+    from fewshot.run.arguments import parse_train_args
+    from fewshot.run.train import train  # the heavy imports only for this command
 
     config, out, resume, progress = parse_train_args(argv)
     try:
@@ -97,32 +73,29 @@ def train_command(argv: list[str]) -> int:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    from fewshot.evaluation import evaluate_run
-    from fewshot.harness import EvaluationSettings
+    from fewshot.eval.evaluation import REPORT, evaluate_run
+    from fewshot.eval.harness import EvaluationSettings
 
-    try:
-        settings = EvaluationSettings(splits=tuple(args.splits), episodes=args.episodes,
-                                      tasks=args.tasks, trials=args.trials,
-                                      seed=args.eval_seed)
-        out = evaluate_run(Path(args.run_dir), settings, learner=args.learner,
-                           episodes_per_step=args.episodes_per_step,
-                           later_step_scale=args.later_step_scale, label=args.label,
-                           out=args.out, progress=not args.no_progress)
-    except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"fewshot evaluate: {error}") from error
-    print((out / "report.md").read_text())
+    settings = EvaluationSettings(
+        splits=tuple(args.splits if args.splits is not None
+                     else [] if args.task_set else ["test-id", "test-ood"]),
+        episodes=args.episodes, tasks=args.tasks, trials=args.trials, seed=args.eval_seed)
+    out = evaluate_run(Path(args.run_dir), settings, learner=args.learner,
+                       options={"episodes_per_step": args.episodes_per_step,
+                                "later_step_scale": args.later_step_scale},
+                       task_sets=args.task_set and Path(args.task_set), label=args.label,
+                       out=args.out,
+                       progress=not args.no_progress)
+    print((out / REPORT).read_text())
     print(f"evaluation folder: {out}")
     return 0
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    from fewshot.evaluation import compare
+    from fewshot.eval.evaluation import REPORT, compare
 
-    try:
-        out = compare([Path(p) for p in args.evaluations], Path(args.out))
-    except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"fewshot compare: {error}") from error
-    print((out / "report.md").read_text())
+    out = compare([Path(p) for p in args.evaluations], Path(args.out))
+    print((out / REPORT).read_text())
     print(f"comparison folder: {out}")
     return 0
 
@@ -141,13 +114,26 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_import(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--import", dest="imports", action="append", default=[],
+                        metavar="MODULE", help="import a plugin module that registers families "
+                        "or algorithms (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fewshot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     families = commands.add_parser("families", help="list the task families and splits")
-    families.add_argument("-v", "--verbose", action="store_true", help="describe each")
+    families.add_argument("-v", "--verbose", action="store_true",
+                          help="describe each, with its options and outcomes")
+    add_import(families)
     families.set_defaults(run=families_command)
+
+    algorithms = commands.add_parser("algorithms",
+                                     help="list the algorithms and reference learners")
+    add_import(algorithms)
+    algorithms.set_defaults(run=algorithms_command)
 
     run_demo = commands.add_parser(
         "demo", help="meta-train MAML on point-nav, then score it against references",
@@ -158,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_demo.add_argument("--iterations", type=positive_int, default=30,
                           help="meta-iterations (default: 30)")
     run_demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    run_demo.set_defaults(run=demo_command)
+    run_demo.set_defaults(run=demo_command, imports=[])
 
     run_rollouts = commands.add_parser("rollouts",
                                        help="roll out every family in its batched env")
@@ -166,47 +152,50 @@ def build_parser() -> argparse.ArgumentParser:
     run_rollouts.add_argument("--num-envs", type=positive_int, default=64,
                               help="simulations per split (default: 64)")
     run_rollouts.add_argument("--seed", type=int, default=0, help="task and action seed")
+    add_import(run_rollouts)
     run_rollouts.set_defaults(run=rollouts_command)
 
-    commands.add_parser("train", help="meta-train a learner (fewshot train --help)",
-                        add_help=False)
+    commands.add_parser("train", help="train a learner (fewshot train --help)", add_help=False)
 
     evaluate = commands.add_parser(
         "evaluate", help="score a run: return after k = 0..K episodes on ID and OOD tasks",
         description="Score a run's learner (or a reference learner on its family) on frozen "
         "task sets; writes records, summary.json, report.md and adaptation-curves.png.")
     evaluate.add_argument("run_dir", help="a run folder made by `fewshot train`")
-    evaluate.add_argument("--splits", nargs="+", default=["test-id", "test-ood"],
-                          help="splits to score (default: test-id test-ood)")
+    evaluate.add_argument("--splits", nargs="*", default=None,
+                          help="declared splits to freeze task sets from (default: test-id "
+                          "test-ood, or none with --task-set)")
+    evaluate.add_argument("--task-set", default=None, metavar="FILE.json",
+                          help="named sets of tasks of your own (JSON: {\"sets\": {name: "
+                          "[task, ...]}}); a set named after a declared split must lie in it")
     evaluate.add_argument("--episodes", type=non_negative_int, default=3, metavar="K",
                           help="episodes seen: the curve runs k = 0..K (default: 3)")
     evaluate.add_argument("--tasks", type=positive_int, default=20, metavar="M",
-                          help="tasks per split (default: 20)")
+                          help="tasks per frozen split (default: 20)")
     evaluate.add_argument("--trials", type=positive_int, default=5,
                           help="evaluation episodes per task and k (default: 5)")
     evaluate.add_argument("--eval-seed", type=int, default=0,
                           help="seed of the frozen task sets and the noise (default: 0)")
     evaluate.add_argument("--learner", default="trained",
-                          choices=["trained", "non-adaptive", "finetune", "random", "oracle",
-                                   "ucb1", "thompson"],
-                          help="the run's learner (default); a MAML run's policy never "
-                          "adapted; a ppo run's policy fine-tuned by PPO on the episodes "
-                          "seen; the random policy; the scripted oracle told the task; or "
-                          "(discrete actions) UCB1 or Thompson sampling")
+                          help="what to score: a learner the run's algorithm offers "
+                          "(trained, the default; maml: non-adaptive; ppo: finetune) or a "
+                          "reference learner (random, oracle, ucb1, thompson); "
+                          "`fewshot algorithms` lists them")
     evaluate.add_argument("--episodes-per-step", type=positive_int, default=None,
-                          help="MAML: one inner step after every this many episodes (default: "
-                          "the run's episodes_per_task); finetune: one PPO update after "
-                          "every this many (default: 1)")
-    evaluate.add_argument("--later-step-scale", type=float, default=1.0,
-                          help="MAML: step size of every inner step after the first, as a "
-                          "multiple of the run's inner lr (default: 1, as in meta-training; "
-                          "the MAML code's point-nav test used 0.5)")
+                          help="learner option. MAML: one inner step after every this many "
+                          "episodes (default: the run's episodes_per_task); finetune: one PPO "
+                          "update after every this many (default: 1)")
+    evaluate.add_argument("--later-step-scale", type=float, default=None,
+                          help="learner option. MAML: step size of every inner step after "
+                          "the first, as a multiple of the run's inner lr (default: 1, as in "
+                          "meta-training; the MAML code's point-nav test used 0.5)")
     evaluate.add_argument("--label", default=None,
                           help="learner name in records (default: the run folder's name "
                           "without its -s<seed>)")
     evaluate.add_argument("--out", default=None,
                           help="evaluation folder (default: RUN_DIR/evaluation[-LEARNER])")
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_import(evaluate)
     evaluate.set_defaults(run=evaluate_command)
 
     compare = commands.add_parser(
@@ -214,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("evaluations", nargs="+",
                          help="evaluation folders, or run folders (their evaluation/)")
     compare.add_argument("--out", required=True, help="folder for the comparison")
-    compare.set_defaults(run=compare_command)
+    compare.set_defaults(run=compare_command, imports=[])
     return parser
 
 
@@ -223,7 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["train"]:
         return train_command(argv[1:])
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        plugins.load(args.imports)
+        return args.run(args)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"fewshot {args.command}: {error}") from error
 
 
 if __name__ == "__main__":

@@ -12,13 +12,14 @@ import json
 import shutil
 from pathlib import Path
 
-from fewshot.checkpoint import CHECKPOINT
-from fewshot.config import MAMLConfig, TrainConfig
-from fewshot.evaluation import FIGURE, REPORT, SUMMARY, compare, evaluate_run
-from fewshot.harness import EvaluationSettings
-from fewshot.report import headline_table
-from fewshot.train import train
-from tasks.locomotion.batched import available_cores
+from fewshot.algos.maml.config import MAMLConfig
+from fewshot.eval.evaluation import FIGURE, REPORT, SUMMARY, compare, evaluate_run
+from fewshot.eval.harness import EvaluationSettings
+from fewshot.eval.report import headline_table, outcome_table
+from fewshot.provenance import cpus
+from fewshot.run.checkpoint import CHECKPOINT
+from fewshot.run.config import RunConfig
+from fewshot.run.train import train
 
 LEARNERS = ("trained", "non-adaptive", "oracle", "random")
 # MAML adapts after 20 episodes (its training batch per inner step), so K = 20 shows
@@ -26,12 +27,12 @@ LEARNERS = ("trained", "non-adaptive", "oracle", "random")
 SETTINGS = EvaluationSettings(episodes=20, tasks=20, trials=5, seed=0)
 
 
-def demo_config(iterations: int) -> TrainConfig:
-    return TrainConfig(family="point-nav", seed=0, iterations=iterations,
-                       meta_batch_size=20, episodes_per_task=20, hidden_sizes=[100, 100],
-                       activation="relu", checkpoint_every=5,
-                       update_threads=available_cores(),
-                       maml=MAMLConfig(inner_lr=0.1, max_kl=0.01))
+def demo_config(iterations: int) -> RunConfig:
+    return RunConfig(algo="maml", family="point-nav", seed=0, iterations=iterations,
+                     checkpoint_every=5, update_threads=cpus(),
+                     algo_config=MAMLConfig(meta_batch_size=20, episodes_per_task=20,
+                                            hidden_sizes=[100, 100], activation="relu",
+                                            inner_lr=0.1, max_kl=0.01))
 
 
 def run_demo(out: Path, *, iterations: int = 30, progress: bool = True) -> Path:
@@ -55,5 +56,8 @@ def run_demo(out: Path, *, iterations: int = 30, progress: bool = True) -> Path:
     print()
     summary = json.loads((comparison / SUMMARY).read_text())
     print(headline_table(summary["learners"]))
+    outcomes = outcome_table(summary["learners"])
+    if outcomes:
+        print(f"\nEpisode outcomes (rate [95% CI]):\n\n{outcomes}")
     print(f"\nfull table: {comparison / REPORT}\nfigure:     {comparison / FIGURE}")
     return comparison

@@ -1,8 +1,11 @@
-"""Reference learners for families with discrete actions: uniform random choice, UCB1 and
-Thompson sampling. They need no training and adapt by counting, so the harness scores
-them like any learner: R(k) is the return of episode k + 1 of a trial.
+"""Reference learners: they need no training, so any run can be scored against them.
 
-Each keeps, per trial, how often each choice was made and the reward it earned.
+- `random`: actions N(0, 1) in the policy's normalised units (Box), or uniform choices
+  (Discrete): the floor.
+- `oracle`: the family's scripted oracle (`family.oracle`), told each task, with a little
+  action noise: the ceiling, for families whose best behaviour is known.
+- `ucb1`, `thompson`: discrete actions only; they count each choice's rewards over a
+  trial's episodes (the classic bandit references), so they adapt by counting.
 """
 
 from __future__ import annotations
@@ -10,10 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import gymnasium
 import numpy as np
+import torch
+from torch import nn
 
-from fewshot.adapters import Episodes
+import tasks
+from fewshot import registry
+from fewshot.collect import Action, Collector, Trials, env_spec
+from fewshot.collect.agents import GaussianAgent
+from fewshot.eval.learner import Episodes, FixedAgentLearner
+from fewshot.nn.policy import sample_action
 
 # rule(counts [N, C], reward sums [N, C], rng) -> choices [N]
 Rule = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
@@ -38,57 +47,131 @@ def thompson(counts: np.ndarray, sums: np.ndarray, rng: np.random.Generator) -> 
     return rng.beta(1.0 + sums, 1.0 + counts - sums).argmax(1)
 
 
-RULES: dict[str, Rule] = {"random": uniform, "ucb1": ucb1, "thompson": thompson}
+class CountingAgent:
+    """Chooses by `rule` from each trial's counts and reward sums, which persist across
+    collections (the trial's memory); each collection re-seeds its generator."""
+
+    dtype = torch.float64
+    discrete = True
+
+    def __init__(self, rule: Rule, num_trials: int, choices: int) -> None:
+        self.rule = rule
+        self.counts = np.zeros((num_trials, choices))
+        self.sums = np.zeros_like(self.counts)
+
+    def begin(self, trials: Trials, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs_NO: torch.Tensor) -> Action:
+        return Action(torch.as_tensor(self.rule(self.counts, self.sums, self.rng)))
+
+    def observe(self, act: torch.Tensor, rew_N: np.ndarray, ended_N: np.ndarray,
+                valid_N: np.ndarray) -> None:
+        rows, choice = np.flatnonzero(valid_N), act.numpy()
+        np.add.at(self.counts, (rows, choice[rows]), 1.0)
+        np.add.at(self.sums, (rows, choice[rows]), rew_N[rows])
 
 
-class ChoiceLearner:
-    """A counting learner over a Discrete action space."""
+class CountingLearner:
+    """A counting reference over a Discrete action space: one episode per block."""
 
-    def __init__(self, *, name: str, rule: str) -> None:
-        if rule not in RULES:
-            raise ValueError(f"rule must be one of {sorted(RULES)}, got {rule!r}")
-        self.name, self.rule = name, RULES[rule]
+    def __init__(self, *, name: str, rule: Rule) -> None:
+        self.name, self.rule = name, rule
 
-    def start(self, family: Any, tasks: Sequence[Any], *,
-              horizon: int | None = None) -> _ChoiceAdaptation:
-        return _ChoiceAdaptation(self.rule, family, list(tasks), horizon)
+    def start(self, family: Any, trial_tasks: Sequence[Any], *,
+              horizon: int | None = None) -> _CountingAdaptation:
+        return _CountingAdaptation(self.rule, family, list(trial_tasks), horizon)
 
 
-class _ChoiceAdaptation:
+class _CountingAdaptation:
     block = 1
 
-    def __init__(self, rule: Rule, family: Any, tasks: list[Any],
+    def __init__(self, rule: Rule, family: Any, trial_tasks: list[Any],
                  horizon: int | None) -> None:
-        self.rule = rule
-        self.envs = family.make_vec(tasks, horizon=horizon, autoreset_mode="disabled")
-        space = self.envs.single_action_space
-        if not isinstance(space, gymnasium.spaces.Discrete):
-            raise ValueError(f"family {family.name!r} has a {space} action space; counting "
-                             "learners need discrete choices")
-        self.counts = np.zeros((len(tasks), int(space.n)))
-        self.sums = np.zeros_like(self.counts)
+        self.tasks = trial_tasks
+        self.collector = Collector(family=family, num_envs=len(trial_tasks), horizon=horizon)
+        self.agent = CountingAgent(rule, len(trial_tasks), env_spec(family).action_size)
 
     def run_block(self, count: int, seed: int) -> Episodes:
         if count != 1:
             raise ValueError(f"counting learners run one episode at a time, got {count}")
-        N = len(self.counts)
-        rng = np.random.default_rng(seed)
-        self.envs.reset(seed=seed)
-        returns, lengths = np.zeros(N), np.zeros(N, dtype=np.int64)
-        terminated, diverged = np.zeros(N, dtype=bool), np.zeros(N, dtype=bool)
-        alive = np.ones(N, dtype=bool)
-        for _ in range(self.envs.horizon):
-            choice = self.rule(self.counts, self.sums, rng)
-            _, reward, term, trunc, info = self.envs.step(choice)
-            rows = np.flatnonzero(alive)
-            np.add.at(self.counts, (rows, choice[rows]), 1.0)
-            np.add.at(self.sums, (rows, choice[rows]), reward[rows])
-            returns += np.where(alive, reward, 0.0)
-            lengths += alive
-            terminated |= term & alive
-            diverged |= info["diverged"] & alive
-            alive &= ~(term | trunc)
-            if not alive.any():
-                break
-        return Episodes(returns[:, None], lengths[:, None], terminated[:, None],
-                        diverged[:, None])
+        return Episodes.from_batch(self.collector.collect(self.agent, self.tasks, seed=seed))
+
+
+class RandomPolicy(nn.Module):
+    """Actions N(0, 1) in the policy's normalised units, whatever the observation."""
+
+    def __init__(self, *, action_size: int) -> None:
+        super().__init__()
+        self.log_std = nn.Parameter(torch.zeros(action_size), requires_grad=False)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return obs.new_zeros(*obs.shape[:-1], self.log_std.shape[0]), self.log_std
+
+    def params(self) -> dict[str, torch.Tensor]:
+        return dict(self.named_parameters())
+
+
+class ScriptedAgent:
+    """A family's scripted oracle, told each trial's task, acting in normalised units with
+    Gaussian noise of std exp(log_std) (so its episodes are not all identical)."""
+
+    dtype = torch.float32
+    discrete = False
+
+    def __init__(self, family: Any, *, log_std: float = -4.0) -> None:
+        space = family.make_env().action_space
+        self.family, self.log_std = family, log_std
+        self.center, self.half_range = (space.high + space.low) / 2, (space.high - space.low) / 2
+        self.generator = torch.Generator()
+
+    def begin(self, trials: Trials, seed: int) -> None:
+        self.generator.manual_seed(seed)
+        self.task = {p.name: trials.task_NP[:, i].numpy()
+                     for i, p in enumerate(self.family.params)}
+
+    def act(self, obs_NO: torch.Tensor) -> Action:
+        env_action = self.family.oracle(obs_NO.double().numpy(), self.task)
+        mean_NA = torch.as_tensor((env_action - self.center) / self.half_range,
+                                  dtype=self.dtype).clamp(-1.0, 1.0)
+        log_std_NA = torch.full_like(mean_NA, self.log_std)
+        return Action(sample_action(mean_NA, log_std_NA, self.generator))
+
+    def observe(self, act: torch.Tensor, rew_N: np.ndarray, ended_N: np.ndarray,
+                valid_N: np.ndarray) -> None:
+        pass
+
+
+def random_learner(family: Any, *, name: str) -> Any:
+    spec = env_spec(family)
+    if spec.discrete:
+        return CountingLearner(name=name, rule=uniform)
+    policy = RandomPolicy(action_size=spec.action_size)
+    return FixedAgentLearner(name=name, agent=GaussianAgent(policy, [policy.params()]))
+
+
+def oracle_learner(family: Any, *, name: str) -> FixedAgentLearner:
+    if family.oracle is None:
+        with_one = [n for n in tasks.names() if tasks.get(n).oracle is not None]
+        raise ValueError(f"family {family.name!r} declares no scripted oracle; families "
+                         f"with one: {with_one}")
+    return FixedAgentLearner(name=name, agent=ScriptedAgent(family))
+
+
+def counting_learner(rule: Rule) -> Callable[..., CountingLearner]:
+    def make(family: Any, *, name: str) -> CountingLearner:
+        if not env_spec(family).discrete:
+            raise ValueError(f"learner {name} needs discrete actions; family "
+                             f"{family.name!r} has continuous ones")
+        return CountingLearner(name=name, rule=rule)
+    return make
+
+
+for _reference in (
+        registry.Reference("random", random_learner, "random actions: the floor"),
+        registry.Reference("oracle", oracle_learner, "the family's scripted oracle, told "
+                           "the task"),
+        registry.Reference("ucb1", counting_learner(ucb1), "UCB1 over discrete choices"),
+        registry.Reference("thompson", counting_learner(thompson),
+                           "Thompson sampling over discrete (Bernoulli) choices")):
+    registry.register_reference(_reference)

@@ -1,15 +1,16 @@
-"""Rollouts: every family, run with a random policy in its batched env (`fewshot rollouts`)."""
+"""Rollouts: every family, run by the collector with uniform random actions in its batched
+env (`fewshot rollouts`): a table of sizes, speed and the random policy's returns."""
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
-import gymnasium
 import numpy as np
 
 import tasks
+from fewshot.collect import Collector, env_spec
+from fewshot.collect.agents import UniformAgent
 from tasks.regions import Region
 
 
@@ -34,27 +35,9 @@ def distinct_tasks(region: Region) -> str:
 def random_episode_returns(family: tasks.TaskFamily, task_list: list, *,
                            seed: int) -> tuple[np.ndarray, float]:
     """One episode per task under uniform random actions; returns [N] and env-steps/s."""
-    envs = family.make_vec(task_list, seed=seed, autoreset_mode="disabled")
-    envs.reset()
-    space = envs.single_action_space
-    rng = np.random.default_rng(seed)
-    returns = np.zeros(envs.num_envs)
-    alive = np.ones(envs.num_envs, dtype=bool)
-    start = time.perf_counter()
-    for _ in range(family.horizon):
-        if isinstance(space, gymnasium.spaces.Discrete):
-            actions = rng.integers(0, space.n, envs.num_envs)
-        else:
-            actions = rng.uniform(space.low, space.high,
-                                  (envs.num_envs, *space.shape)).astype(np.float32)
-        _, reward, terminated, truncated, _ = envs.step(actions)
-        returns += np.where(alive, reward, 0.0)
-        alive &= ~(terminated | truncated)
-        if not alive.any():
-            break
-    seconds = time.perf_counter() - start
-    envs.close()
-    return returns, envs.num_envs * family.horizon / seconds
+    collector = Collector(family=family, num_envs=len(task_list))
+    batch = collector.collect(UniformAgent(collector.spec), task_list, seed=seed)
+    return batch.episode_returns()[:, 0].numpy(), collector.env_steps / collector.sample_seconds
 
 
 def report(name: str, *, num_envs: int = 64, seed: int = 0) -> FamilyReport:
@@ -66,13 +49,11 @@ def report(name: str, *, num_envs: int = 64, seed: int = 0) -> FamilyReport:
         returns, speed = random_episode_returns(family, task_list, seed=seed)
         random_return[split] = float(returns.mean())
         speeds.append(speed)
-    envs = family.make_vec([family.default_task])
+    spec = env_spec(family)
     return FamilyReport(
         family=name,
         splits={s: distinct_tasks(r) for s, r in family.splits.items()},
-        obs_size=int(np.prod(envs.single_observation_space.shape)),
-        action_size=int(getattr(envs.single_action_space, "n", 0)
-                        or np.prod(envs.single_action_space.shape)),
+        obs_size=spec.obs_size, action_size=spec.action_size,
         horizon=family.horizon,
         steps_per_second=float(np.median(speeds)),
         random_return=random_return,

@@ -32,25 +32,29 @@ def env_id(name: str) -> str:
     return f"fewshot/{name.replace('+', '_')}-v0"
 
 
-def make_task_type(class_name: str, params: Sequence[Param], family: str) -> type:
+def make_task_type(class_name: str, params: Sequence[Param], family: Any) -> type:
     """A frozen dataclass with one number field per parameter, in declaration order.
 
-    It pickles as (family name, values), so tasks can cross process boundaries.
+    It pickles as (family name, options, origin, values), so tasks can cross process
+    boundaries: the receiving process rebuilds the family from its registry, importing
+    the module that registered it if need be.
     """
     fields = [(p.name, int if p.is_discrete else float) for p in params]
 
     def reduce(task: Any) -> tuple:
-        return _rebuild_task, (family, dataclasses.asdict(task))
+        return _rebuild_task, (family.name, dict(family.options), family.origin,
+                               dataclasses.asdict(task))
 
     return dataclasses.make_dataclass(class_name, fields, frozen=True,
                                       namespace={"__module__": __name__,
                                                  "__reduce__": reduce})
 
 
-def _rebuild_task(family: str, values: dict[str, Any]) -> Task:
-    import tasks  # the registry; deferred because tasks imports this module
+def _rebuild_task(name: str, options: dict[str, Any], origin: str | None,
+                  values: dict[str, Any]) -> Task:
+    from tasks.registry import rebuild  # deferred: the registry imports this module
 
-    return tasks.get(family).task_from_dict(values)
+    return rebuild(name, options, origin).task_from_dict(values)
 
 
 class TaskFamily:
@@ -68,15 +72,33 @@ class TaskFamily:
         doc: one line for `fewshot families`.
         default_task: the task an env starts with; the centre of the training region if
             not given.
+        outcomes: names of the episode outcomes its envs flag (e.g. "success"): at each
+            step, `info["outcome_<name>"]` says whether the outcome happened then.
+        oracle: optional, the family's known best behaviour, `oracle(obs_NO, task_arrays)
+            -> actions [N, A]` in the env's units (a scripted reference learner).
+
+    `options` (the factory options it was built with) and `origin` (the module that
+    registered it) are set by the registry.
     """
 
     def __init__(self, *, name: str, params: Sequence[Param], splits: Mapping[str, Region],
                  horizon: int, make_vec: VecFactory, make_env: EnvFactory, doc: str = "",
-                 default_task: Mapping[str, float] | None = None) -> None:
+                 default_task: Mapping[str, float] | None = None,
+                 outcomes: Sequence[str] = (),
+                 oracle: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray] | None
+                 = None) -> None:
         self.name = name
         self.params = tuple(params)
         self.horizon = int(horizon)
         self.doc = doc
+        self.outcomes = tuple(outcomes)
+        self.oracle = oracle
+        self.options: Mapping[str, Any] = MappingProxyType({})
+        self.origin: str | None = None
+        bad = [o for o in self.outcomes if not o.isidentifier()]
+        if bad or len(set(self.outcomes)) != len(self.outcomes):
+            raise ValueError(f"family {name!r}: outcomes must be distinct identifiers, got "
+                             f"{list(self.outcomes)}")
         self._param = {p.name: p for p in self.params}
         if len(self._param) != len(self.params):
             raise ValueError(f"family {name!r}: parameter names repeat")
@@ -88,7 +110,7 @@ class TaskFamily:
         self.splits: Mapping[str, Region] = MappingProxyType(
             {s: splits[s] for s in SPLITS if s in splits})
         class_name = "".join(w.capitalize() for w in _words(name)) + "Task"
-        self.task_type = make_task_type(class_name, self.params, name)
+        self.task_type = make_task_type(class_name, self.params, self)
         self.default_task = self.task_from_dict(
             default_task if default_task is not None else self._centre(splits["train"]))
         self._make_vec = make_vec
@@ -103,14 +125,22 @@ class TaskFamily:
 
     # Tasks --------------------------------------------------------------------------
 
-    def sample(self, n: int, split: str, rng: np.random.Generator) -> list[Task]:
-        """Draw n tasks uniformly from a split's region."""
+    def sample(self, n: int, split: str, rng: np.random.Generator, *,
+               cover: bool = False) -> list[Task]:
+        """Draw n tasks uniformly from a split's region.
+
+        cover=True (for frozen evaluation sets): when the split has discrete parameters,
+        the region's boxes get their share of the n tasks by proportional stratification,
+        so every discrete value appears once n allows (8 tasks over 4 gaits: 2 each).
+        Splits without discrete parameters are sampled as with cover=False.
+        """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be an integer >= 1, got {n!r}")
         region = self.region(split)
         if not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        values = region.sample(int(n), self._param, rng)
+        stratify = cover and any(self._param[name].is_discrete for name in region.names)
+        values = region.sample(int(n), self._param, rng, stratify=stratify)
         return [self.task_from_dict({k: v[i] for k, v in values.items()}) for i in range(n)]
 
     def region(self, split: str) -> Region:
@@ -123,6 +153,10 @@ class TaskFamily:
         """The splits whose region contains the task (test-id and train coincide)."""
         values = self.task_to_dict(task)
         return [s for s, region in self.splits.items() if region.contains(values)]
+
+    def spec(self) -> dict[str, Any]:
+        """What names this family: its name and the options it was built with."""
+        return {"name": self.name, "options": dict(self.options)}
 
     def check_task(self, task: Task) -> Task:
         """Return the task if it belongs to this family's declared space, else raise."""
@@ -191,6 +225,8 @@ class TaskFamily:
         an unregistered one is built directly.
         """
         if self.env_id in gymnasium.registry:
+            if self.options:
+                options["family_options"] = dict(self.options)
             return gymnasium.make(self.env_id, task=task, **options)
         env = self._build_env(task, **options)
         return gymnasium.wrappers.TimeLimit(env, max_episode_steps=self.horizon)

@@ -7,9 +7,10 @@ has not seen repeats its mistake; a policy with memory can eliminate wrong guess
 within an episode, and remember the answer for the next episode of the same task.
 
 A task is one observation: its class `label`, an `instance` id that fixes its noise, and
-the noise scale. Train: a finite set of observations (256 instances per class, noise
-1.5, so that even on them a first guess is often wrong). Test-id: fresh instances, same
-noise. Test-ood: fresh instances with noise in [2.5, 3.5), further from their prototypes.
+the noise scale. Train: a finite set of observations (option `train_instances`, 256 per
+class by default, noise 1.5, so that even on them a first guess is often wrong).
+Test-id: fresh instances, same noise. Test-ood: fresh instances with noise in
+[2.5, 3.5), further from their prototypes. Guessing right is the outcome `success`.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class GuessingGameSim:
         right_N = action_N == self.label_N
         reward_N = np.where(right_N, 0.0, -1.0)
         return SimStep(obs_NO=self.x_NO.copy(), reward_N=reward_N, terms={"guess": reward_N},
-                       terminated_N=right_N, diverged_N=np.zeros(len(action_N), dtype=bool))
+                       terminated_N=right_N, diverged_N=np.zeros(len(action_N), dtype=bool),
+                       outcomes={"success": right_N})
 
 
 class GuessingGameEnv(TaskEnv):
@@ -79,26 +81,31 @@ class GuessingGameEnv(TaskEnv):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         right = check_choice(action, CLASSES, "class") == self.task.label
         reward = 0.0 if right else -1.0
-        return self._x.copy(), reward, right, False, {"diverged": False, "reward_guess": reward}
+        info = {"diverged": False, "reward_guess": reward, "outcome_success": right}
+        return self._x.copy(), reward, right, False, info
 
 
 make_vec, make_env = env_factories(GuessingGameSim, GuessingGameEnv)
 
 
-def guessing_game() -> TaskFamily:
+def guessing_game(*, train_instances: int = TRAIN_INSTANCES) -> TaskFamily:
+    """Options: train_instances, the number of training observations per class."""
+    if train_instances < 1:
+        raise ValueError(f"family 'guessing-game': option train_instances must be an "
+                         f"integer >= 1, got {train_instances}")
     labels = choice("label", range(CLASSES))
-    train_instances = choice("instance", [i / TRAIN_INSTANCES for i in range(TRAIN_INSTANCES)])
+    instances = choice("instance", [i / train_instances for i in range(train_instances)])
     return TaskFamily(
         name="guessing-game",
         params=[Param("label", values=tuple(range(CLASSES)), doc="the observation's class"),
                 Param("instance", 0.0, 1.0, doc="fixes the observation's noise"),
                 Param("noise", 0.0, 4.0, doc="distance from the class prototype")],
-        splits={"train": product([labels, train_instances,
+        splits={"train": product([labels, instances,
                                   box(noise=(TRAIN_NOISE, TRAIN_NOISE))]),
                 "test-id": product([labels, box(instance=(0.0, 1.0),
                                                 noise=(TRAIN_NOISE, TRAIN_NOISE))]),
                 "test-ood": product([labels, box(instance=(0.0, 1.0), noise=(2.5, 3.5))])},
-        horizon=CLASSES + 2, make_vec=make_vec, make_env=make_env,
+        horizon=CLASSES + 2, make_vec=make_vec, make_env=make_env, outcomes=("success",),
         default_task={"label": 0, "instance": 0.0, "noise": TRAIN_NOISE},
-        doc=f"guess the class of x ({CLASSES} classes); train: {TRAIN_INSTANCES} x per "
+        doc=f"guess the class of x ({CLASSES} classes); train: {train_instances} x per "
             "class; OOD: noisier x")

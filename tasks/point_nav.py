@@ -3,8 +3,9 @@
 Observation: the point's position (2). Action: a displacement, clipped to [-0.1, 0.1]^2.
 Reward: minus the distance to the goal after the move. The point starts at the origin;
 an episode ends when it is within 0.01 of the goal (as in the MAML code), or after
-100 steps. Train and test-id goals are uniform in [-0.5, 0.5)^2; test-ood goals are
-uniform in [-1, 1)^2 outside the training square.
+100 steps; reaching the goal is the episode outcome `success`. Train and test-id goals
+are uniform in [-0.5, 0.5)^2; test-ood goals are uniform in [-1, 1)^2 outside the
+training square. The scripted oracle steps straight to the goal.
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ class PointNavSim:
         move = np.clip(action_NA, -MAX_STEP, MAX_STEP)
         self.pos_N2 = np.where(active_N[:, None], self.pos_N2 + move, self.pos_N2)
         distance_N = np.linalg.norm(self.pos_N2 - self.goal_N2, axis=1)
+        reached_N = distance_N < GOAL_RADIUS
         return SimStep(obs_NO=self.pos_N2.copy(), reward_N=-distance_N,
-                       terms={"distance": -distance_N},
-                       terminated_N=distance_N < GOAL_RADIUS,
-                       diverged_N=np.zeros(len(distance_N), dtype=bool))
+                       terms={"distance": -distance_N}, terminated_N=reached_N,
+                       diverged_N=np.zeros(len(distance_N), dtype=bool),
+                       outcomes={"success": reached_N})
 
 
 class PointNavEnv(TaskEnv):
@@ -77,11 +79,18 @@ class PointNavEnv(TaskEnv):
         self._y += dy
         distance = ((self._x - self.task.goal_x) ** 2 + (self._y - self.task.goal_y) ** 2) ** 0.5
         obs = np.array([self._x, self._y])
-        info = {"diverged": False, "reward_distance": -distance}
-        return obs, -distance, distance < GOAL_RADIUS, False, info
+        reached = distance < GOAL_RADIUS
+        info = {"diverged": False, "reward_distance": -distance, "outcome_success": reached}
+        return obs, -distance, reached, False, info
 
 
 make_vec, make_env = env_factories(PointNavSim, PointNavEnv)
+
+
+def straight_to_goal(obs_N2: np.ndarray, task: dict[str, np.ndarray]) -> np.ndarray:
+    """The oracle: the largest step straight towards the goal, or the exact remainder."""
+    goal_N2 = np.stack([task["goal_x"], task["goal_y"]], axis=1)
+    return np.clip(goal_N2 - obs_N2, -MAX_STEP, MAX_STEP)
 
 
 def point_nav() -> TaskFamily:
@@ -92,6 +101,7 @@ def point_nav() -> TaskFamily:
                 Param("goal_y", -1.0, 1.0, doc="goal y")],
         splits={"train": box(**train),
                 "test-ood": shell({"goal_x": (-1.0, 1.0), "goal_y": (-1.0, 1.0)}, train)},
-        horizon=100, make_vec=make_vec, make_env=make_env,
+        horizon=100, make_vec=make_vec, make_env=make_env, outcomes=("success",),
+        oracle=straight_to_goal,
         default_task={"goal_x": 0.25, "goal_y": 0.25},  # not the start, where it would end
         doc="2D point to a goal; OOD goals outside the training square")

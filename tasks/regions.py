@@ -163,11 +163,23 @@ class Region:
                              f"{sorted(other.names)}")
         return any(_boxes_intersect(a, b) for a in self.boxes for b in other.boxes)
 
-    def sample(self, n: int, params: Mapping[str, Param],
-               rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Draw n points uniformly from the region; returns one array [n] per parameter."""
+    def sample(self, n: int, params: Mapping[str, Param], rng: np.random.Generator, *,
+               stratify: bool = False) -> dict[str, np.ndarray]:
+        """Draw n points uniformly from the region; returns one array [n] per parameter.
+
+        stratify=True: box b gets floor(n p_b) points (p_b its share of the volume) and
+        the remainder goes to distinct boxes drawn by p, in shuffled order; still uniform
+        over the region, but every box is hit once n allows.
+        """
         weights = np.array([_volume(box, params) for box in self.boxes])
-        which = rng.choice(len(self.boxes), size=n, p=weights / weights.sum())
+        share = weights / weights.sum()
+        if stratify:
+            counts = np.floor(n * share).astype(np.int64)
+            extra = rng.choice(len(self.boxes), size=n - counts.sum(), replace=False, p=share)
+            counts += np.bincount(extra, minlength=len(self.boxes))
+            which = rng.permutation(np.repeat(np.arange(len(self.boxes)), counts))
+        else:
+            which = rng.choice(len(self.boxes), size=n, p=share)
         out = {name: np.empty(n) for name in self.names}
         for b, box in enumerate(self.boxes):
             rows = np.flatnonzero(which == b)

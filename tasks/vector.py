@@ -1,7 +1,8 @@
 """BatchedEnv: N simulations of a family's tasks behind gymnasium's VectorEnv API.
 
 The env owns what every family shares: task bookkeeping, per-env random generators,
-the fixed-horizon truncation, autoreset, and checking actions at the boundary. The
+the fixed-horizon truncation, autoreset, episode outcome flags (`info["outcome_<name>"]`)
+and checking actions at the boundary. The
 physics lives in a `Simulator` (MuJoCo batch, or numpy for point-nav) that steps all N
 simulations at once and never loops over envs in Python.
 
@@ -11,7 +12,7 @@ Letters in names: N environments, O observation size, A action size.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import gymnasium
@@ -31,6 +32,8 @@ class SimStep:
     terms: dict[str, np.ndarray]  # named reward terms, each [N]; they sum to reward_N
     terminated_N: np.ndarray
     diverged_N: np.ndarray
+    outcomes: dict[str, np.ndarray] = field(default_factory=dict)
+    """The family's declared outcomes, each a bool array [N]: it happened at this step."""
 
 
 class Simulator(Protocol):
@@ -154,8 +157,13 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
             self._reset_ids(np.flatnonzero(resetting_N))
         if self.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP:
             self._autoreset = terminated_N | truncated_N
+        if set(out.outcomes) != set(self.family.outcomes):
+            raise RuntimeError(f"the simulator of {self.family.name!r} flagged outcomes "
+                               f"{sorted(out.outcomes)}; the family declares "
+                               f"{sorted(self.family.outcomes)}")
         info = {"diverged": out.diverged_N & active_N}
         info.update({f"reward_{k}": np.where(active_N, v, 0.0) for k, v in out.terms.items()})
+        info.update({f"outcome_{k}": v & active_N for k, v in out.outcomes.items()})
         return self._obs.copy(), reward_N, terminated_N, truncated_N, info
 
     def _reset_ids(self, ids: np.ndarray) -> None:

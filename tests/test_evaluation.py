@@ -5,15 +5,15 @@ import shutil
 
 import pytest
 
-import fewshot.report as report_module
+import fewshot.eval.report as report_module
 from fewshot import cli
-from fewshot.records import Records
+from fewshot.eval.records import Records
 
-TRAIN = ["train", "--family", "point-nav", "--iterations", "2", "--meta_batch_size", "2",
-         "--episodes_per_task", "2", "--horizon", "15", "--hidden_sizes", "[8]",
+TRAIN = ["train", "--family", "point-nav", "--iterations", "2", "--maml.meta_batch_size", "2",
+         "--maml.episodes_per_task", "2", "--horizon", "15", "--maml.hidden_sizes", "[8]",
          "--no-progress"]
 SMALL = ["--episodes", "2", "--tasks", "3", "--trials", "2", "--no-progress"]
-FILES = ("records.csv", "tasks.json", "summary.json", "report.md", "adaptation-curves.png")
+FILES = ("records.csv.gz", "tasks.json", "summary.json", "report.md", "adaptation-curves.png")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_evaluate_writes_records_summary_report_and_figure(run_dir, tmp_path, ca
     assert cli.main(["evaluate", str(run), *SMALL]) == 0
     folder = run / "evaluation"
     assert all((folder / name).is_file() for name in FILES)
-    records = Records.read_csv(folder / "records.csv")
+    records = Records.read_csv(folder / "records.csv.gz")
     assert len(records) == 2 * 3 * 2 * 3  # splits x tasks x trials x (K + 1)
     assert set(records["learner"]) == {"maml-point-nav"}  # the folder name minus -s0
     summary = json.loads((folder / "summary.json").read_text())
@@ -42,11 +42,17 @@ def test_evaluate_writes_records_summary_report_and_figure(run_dir, tmp_path, ca
     assert [p["k"] for p in entry["splits"]["test-id"]["curve"]] == [0, 1, 2]
     assert {"mean", "iqm"} <= set(entry["splits"]["test-ood"]["curve"][0])
     assert len(entry["generalization_gap"]) == 3
-    assert summary["info"]["episodes_per_step"] == 2  # the run's episodes_per_task
+    assert summary["info"]["options"] == {}
+    assert summary["info"]["git_revision"] and summary["info"]["versions"]["torch"]
+    assert records.outcomes == ["success"]  # point-nav's declared outcome, in every row
+    point = entry["splits"]["test-id"]["curve"][0]
+    assert set(point["outcomes"]) == {"success"}
+    assert 0.0 <= point["outcomes"]["success"]["value"] <= 1.0
     frozen = json.loads((folder / "tasks.json").read_text())
     assert len(frozen["splits"]["test-id"]) == 3
     printed = capsys.readouterr().out
     assert "| k | test-id mean [95% CI]" in printed and "adaptation gain" in printed
+    assert "Rate of `success` [95% CI]" in printed
     assert not list(run.glob(".evaluation*"))
 
 
@@ -54,7 +60,7 @@ def test_reference_learners_and_compare_side_by_side(run_dir, tmp_path, capsys):
     run = fresh_copy(run_dir, tmp_path)
     for learner in ("trained", "oracle", "random", "non-adaptive"):
         assert cli.main(["evaluate", str(run), *SMALL, "--learner", learner]) == 0
-    assert (run / "evaluation-oracle" / "records.csv").is_file()
+    assert (run / "evaluation-oracle" / "records.csv.gz").is_file()
     out = tmp_path / "comparison"
     assert cli.main(["compare", str(run), str(run / "evaluation-oracle"),
                      str(run / "evaluation-random"), "--out", str(out)]) == 0
@@ -105,9 +111,9 @@ def test_later_step_scale_is_recorded_and_refused_where_there_are_no_inner_steps
     run = fresh_copy(run_dir, tmp_path)
     assert cli.main(["evaluate", str(run), *SMALL, "--later-step-scale", "0.5"]) == 0
     summary = json.loads((run / "evaluation" / "summary.json").read_text())
-    assert summary["info"]["later_step_scale"] == 0.5
-    with pytest.raises(SystemExit, match="later_step_scale scales a MAML run's later inner "
-                                         "steps; learner non-adaptive"):
+    assert summary["info"]["options"] == {"later_step_scale": 0.5}
+    with pytest.raises(SystemExit, match="learner non-adaptive of a maml run takes no option "
+                                         "later_step_scale; its options: none"):
         cli.main(["evaluate", str(run), *SMALL, "--learner", "non-adaptive",
                   "--later-step-scale", "0.5"])
     assert not (run / "evaluation-non-adaptive").exists()
@@ -126,9 +132,10 @@ def test_an_undeclared_split_or_negative_k_is_refused(run_dir, tmp_path, capsys)
 def test_the_oracle_is_refused_on_a_family_without_one(tmp_path):
     run = tmp_path / "cheetah"
     assert cli.main(["train", "--family", "cheetah-vel", "--iterations", "1",
-                     "--meta_batch_size", "1", "--episodes_per_task", "1", "--horizon", "5",
-                     "--hidden_sizes", "[4]", "--no-progress", "--out", str(run)]) == 0
-    with pytest.raises(SystemExit, match="no scripted oracle for family 'cheetah-vel'"):
+                     "--maml.meta_batch_size", "1", "--maml.episodes_per_task", "1",
+                     "--horizon", "5", "--maml.hidden_sizes", "[4]", "--no-progress",
+                     "--out", str(run)]) == 0
+    with pytest.raises(SystemExit, match="family 'cheetah-vel' declares no scripted oracle"):
         cli.main(["evaluate", str(run), *SMALL, "--learner", "oracle"])
     assert not (run / "evaluation-oracle").exists()
 
@@ -137,14 +144,14 @@ def test_a_failed_evaluation_leaves_no_partial_results_and_keeps_the_old_ones(
         run_dir, tmp_path, monkeypatch):
     run = fresh_copy(run_dir, tmp_path)
     assert cli.main(["evaluate", str(run), *SMALL]) == 0
-    old = (run / "evaluation" / "records.csv").read_text()
+    old = (run / "evaluation" / "records.csv.gz").read_bytes()
 
     def broken_plot(*args, **kwargs):
         raise RuntimeError("disk full")
     monkeypatch.setattr(report_module, "plot_curves", broken_plot)
     with pytest.raises(RuntimeError, match="disk full"):
         cli.main(["evaluate", str(run), *SMALL, "--eval-seed", "5"])
-    assert (run / "evaluation" / "records.csv").read_text() == old
+    assert (run / "evaluation" / "records.csv.gz").read_bytes() == old
     assert not list(run.glob(".evaluation*"))
 
 

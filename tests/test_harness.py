@@ -6,14 +6,17 @@ import pytest
 import torch
 
 import tasks
-from fewshot.adapters import FixedPolicy, MAMLAdapter, Oracle, RandomPolicy
-from fewshot.advantages import with_advantages
-from fewshot.config import MAMLConfig
-from fewshot.harness import EvaluationSettings, evaluate, freeze_tasks
-from fewshot.maml import MAML
-from fewshot.policy import GaussianMLP
-from fewshot.records import FIELDS
-from fewshot.sampler import Sampler
+from fewshot.algos.maml.advantages import with_advantages
+from fewshot.algos.maml.config import MAMLConfig
+from fewshot.algos.maml.learners import MAMLAdapter
+from fewshot.algos.maml.maml import MAML
+from fewshot.collect import Collector
+from fewshot.collect.agents import GaussianAgent
+from fewshot.eval.harness import EvaluationSettings, evaluate, freeze_tasks
+from fewshot.eval.learner import FixedAgentLearner
+from fewshot.eval.records import FIELDS
+from fewshot.nn.policy import GaussianMLP
+from fewshot.references import oracle_learner, random_learner
 
 FAMILY = tasks.get("point-nav")
 SETTINGS = EvaluationSettings(episodes=3, tasks=6, trials=3, seed=11, horizon=30)
@@ -29,10 +32,23 @@ def curve(records, split):
     return np.array([rows.where(k=k)["return"].mean() for k in range(SETTINGS.episodes + 1)])
 
 
+def scripted_oracle():
+    return oracle_learner(FAMILY, name="oracle")
+
+
+def fixed(policy, name="fixed"):
+    return FixedAgentLearner(name=name, agent=GaussianAgent(policy, [policy.params()]))
+
+
+def adapter(maml, **options):
+    return MAMLAdapter(name="maml", learner=maml, config=maml.config, episodes_per_step=2,
+                       **options)
+
+
 def small_maml(seed=0):
     torch.manual_seed(seed)
     return MAML(policy=GaussianMLP(obs_size=2, action_size=2, hidden_sizes=(16,)),
-                config=MAMLConfig(inner_lr=0.1))
+                config=MAMLConfig(inner_lr=0.1, gamma=0.99, gae_lambda=1.0))
 
 
 def test_frozen_task_sets_repeat_for_a_seed_and_differ_for_another():
@@ -47,7 +63,7 @@ def test_frozen_task_sets_repeat_for_a_seed_and_differ_for_another():
 
 
 def test_records_hold_exactly_one_row_per_split_task_k_and_episode():
-    records = score(Oracle(family="point-nav"))
+    records = score(scripted_oracle())
     expected = 2 * SETTINGS.tasks * SETTINGS.trials * (SETTINGS.episodes + 1)
     assert len(records) == expected
     assert set(FIELDS) <= set(records.columns)
@@ -66,16 +82,19 @@ def test_records_hold_exactly_one_row_per_split_task_k_and_episode():
 
 
 def test_the_oracle_beats_the_random_policy_at_every_k():
-    oracle = score(Oracle(family="point-nav"))
-    random = score(FixedPolicy(name="random", policy=RandomPolicy(action_size=2)))
+    oracle = score(scripted_oracle())
+    random = score(random_learner(FAMILY, name="random"))
     for split in ("test-id", "test-ood"):
         assert (curve(oracle, split) > curve(random, split) + 5.0).all()
     # told the goal, the oracle walks straight to it and usually stops there
     assert oracle.where(split="test-id")["terminated"].mean() > 0.9
+    # and reaching the goal is the family's declared outcome
+    assert (oracle["outcome.success"] == oracle["terminated"]).all()
+    assert not random["outcome.success"].any()
 
 
 def test_a_non_adaptive_policy_has_a_flat_curve_within_noise():
-    records = score(FixedPolicy(name="fixed", policy=small_maml().policy))
+    records = score(fixed(small_maml().policy))
     for split in ("test-id", "test-ood"):
         rows = records.where(split=split)
         per_k = [rows.where(k=k)["return"] for k in range(SETTINGS.episodes + 1)]
@@ -86,21 +105,20 @@ def test_a_non_adaptive_policy_has_a_flat_curve_within_noise():
 
 def test_zero_episodes_scores_only_zero_shot():
     settings = EvaluationSettings(episodes=0, tasks=2, trials=1, splits=("test-id",))
-    records = score(Oracle(family="point-nav"), settings)
+    records = score(scripted_oracle(), settings)
     assert len(records) == 2 and set(records["k"]) == {0}
 
 
 def test_maml_takes_one_inner_step_per_block_on_that_blocks_episodes():
     maml = small_maml()
-    adapter = MAMLAdapter(name="maml", learner=maml, episodes_per_step=2, gamma=0.99,
-                          gae_lambda=1.0, normalize_advantages=True)
     task_list = FAMILY.sample(3, "test-id", np.random.default_rng(0))
-    adaptation = adapter.start(FAMILY, task_list, horizon=10)
+    adaptation = adapter(maml).start(FAMILY, task_list, horizon=10)
     assert adaptation.block == 2
     adaptation.run_block(2, seed=1)
     # the same episodes again, sampled directly, give the same inner step
-    sampler = Sampler(family=FAMILY, num_tasks=3, episodes_per_task=2, horizon=10)
-    first = sampler.sample(maml.policy, [maml.policy.params()] * 3, task_list, seed=1)
+    collector = Collector(family=FAMILY, num_envs=3 * 2, horizon=10)
+    first = collector.collect(GaussianAgent(maml.policy, [maml.policy.params()]), task_list,
+                              trials_per_task=2, seed=1)
     expected = maml.adapt_tasks([with_advantages(first, gamma=0.99, gae_lambda=1.0,
                                                  normalize_advantages=True)])
     for got, want in zip(adaptation.params, expected, strict=True):
@@ -118,12 +136,10 @@ def test_maml_takes_one_inner_step_per_block_on_that_blocks_episodes():
 def test_maml_later_steps_take_the_scaled_step_size():
     maml = small_maml()
     task_list = FAMILY.sample(2, "test-id", np.random.default_rng(3))
-    adapters = {scale: MAMLAdapter(name="maml", learner=maml, episodes_per_step=2,
-                                   gamma=0.99, gae_lambda=1.0, normalize_advantages=True,
-                                   later_step_scale=scale) for scale in (1.0, 0.5)}
+    adapters = {scale: adapter(maml, later_step_scale=scale) for scale in (1.0, 0.5)}
     adaptations = {}
-    for scale, adapter in adapters.items():
-        adaptations[scale] = adapter.start(FAMILY, task_list, horizon=10)
+    for scale, each in adapters.items():
+        adaptations[scale] = each.start(FAMILY, task_list, horizon=10)
         adaptations[scale].run_block(2, seed=4)
     # the first step is the run's own whatever the scale
     for a, b in zip(adaptations[1.0].params, adaptations[0.5].params, strict=True):
@@ -137,16 +153,13 @@ def test_maml_later_steps_take_the_scaled_step_size():
     assert any(not torch.allclose(adaptations[1.0].params[0][n], adaptations[0.5].params[0][n])
                for n in adaptations[1.0].params[0])
     with pytest.raises(ValueError, match="later_step_scale must be finite and >= 0"):
-        MAMLAdapter(name="maml", learner=maml, episodes_per_step=2, gamma=0.99,
-                    gae_lambda=1.0, normalize_advantages=True, later_step_scale=-1.0)
+        adapter(maml, later_step_scale=-1.0)
 
 
 def test_maml_record_k_follows_its_blocks():
-    adapter = MAMLAdapter(name="maml", learner=small_maml(), episodes_per_step=2, gamma=0.99,
-                          gae_lambda=1.0, normalize_advantages=True)
     settings = EvaluationSettings(episodes=4, tasks=2, trials=2, splits=("test-id",),
                                   horizon=10)
-    records = score(adapter, settings)
+    records = score(adapter(small_maml()), settings)
     assert sorted(set(records["k"])) == [0, 1, 2, 3, 4]
     assert len(records) == 2 * 2 * 5
 
@@ -155,7 +168,7 @@ def test_maml_record_k_follows_its_blocks():
     ({"episodes": -1}, "episodes must be an integer >= 0"),
     ({"tasks": 0}, "tasks must be an integer >= 1"),
     ({"trials": 0}, "trials must be an integer >= 1"),
-    ({"splits": ()}, "at least one split"),
+    ({"splits": "test-id"}, "splits must be a list of split names"),
 ])
 def test_bad_settings_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -168,5 +181,6 @@ def test_a_split_the_family_does_not_declare_is_refused():
 
 
 def test_the_oracle_exists_only_where_the_right_answer_is_known():
-    with pytest.raises(ValueError, match="no scripted oracle for family 'cheetah-vel'"):
-        Oracle(family="cheetah-vel")
+    with pytest.raises(ValueError, match="family 'cheetah-vel' declares no scripted oracle; "
+                       "families with one: \\['point-nav'\\]"):
+        oracle_learner(tasks.get("cheetah-vel"), name="oracle")

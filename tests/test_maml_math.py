@@ -6,13 +6,13 @@ import higher
 import pytest
 import torch
 
-import fewshot.maml as maml_module
-from fewshot.config import MAMLConfig
-from fewshot.maml import MAML, adapt, flat, kl_hessian_vector_product, outer_terms
-from fewshot.optim import backtracking_line_search, conjugate_gradient
-from fewshot.policy import GaussianMLP, distribution, kl_divergence, log_prob
-from fewshot.returns import masked_mean
-from fewshot.sampler import Batch
+import fewshot.algos.maml.maml as maml_module
+from fewshot.algos.maml.config import MAMLConfig
+from fewshot.algos.maml.maml import MAML, adapt, flat, kl_hessian_vector_product, outer_terms
+from fewshot.collect import Batch
+from fewshot.maths.optim import backtracking_line_search, conjugate_gradient
+from fewshot.maths.returns import masked_mean
+from fewshot.nn.policy import GaussianMLP, distribution, kl_divergence, log_prob
 
 F64 = torch.float64
 ALPHA = 0.3
@@ -49,13 +49,13 @@ def make_batch(seed: int, *, K: int = 2, E: int = 3, T: int = 5, obs: int = 3, a
                 acts.append(a)
                 logps.append(log_prob(mean, log_std, a))
         act_TNA, logp_TN = torch.cat(acts, 1), torch.cat(logps, 1)
-    return Batch(obs_TNO=obs_TNO, act_TNA=act_TNA,
+    return Batch(obs_TNO=obs_TNO, act_TN=act_TNA,
                  rew_TN=torch.randn(T, N, generator=gen, dtype=F64) * valid_TN,
                  logp_TN=logp_TN, terminated_TN=last_TN & (lengths < T)[None, :],
                  truncated_TN=last_TN & (lengths == T)[None, :], valid_TN=valid_TN,
                  diverged_TN=torch.zeros(T, N, dtype=torch.bool),
-                 task_N=torch.arange(K).repeat_interleave(E), tasks=[object() for _ in range(K)],
-                 episodes_per_task=E,
+                 episode_TN=torch.zeros(T, N, dtype=torch.long), outcomes={}, extras={},
+                 tasks=[object() for _ in range(K)], trials_per_task=E, episodes_per_trial=1,
                  adv_TN=torch.randn(T, N, generator=gen, dtype=F64) * valid_TN)
 
 
@@ -69,7 +69,7 @@ def outer_loss(policy, adapted, post: Batch) -> torch.Tensor:
     for k, params in enumerate(adapted):
         episodes = post.task(k)
         mean, log_std = distribution(policy, params, episodes.obs_TNO)
-        ratio = torch.exp(log_prob(mean, log_std, episodes.act_TNA) - episodes.logp_TN)
+        ratio = torch.exp(log_prob(mean, log_std, episodes.act_TN) - episodes.logp_TN)
         losses.append(-masked_mean(ratio * episodes.adv_TN, episodes.valid_TN))
     return torch.stack(losses).mean()
 
@@ -85,9 +85,9 @@ def our_meta_gradient(policy, pre: list[Batch], post: Batch, *, first_order: boo
 # Reference path through `higher`, using no fewshot maths (only the Batch's tensors).
 
 def _columns(batch: Batch, k: int):
-    cols = slice(k * batch.episodes_per_task, (k + 1) * batch.episodes_per_task)
+    cols = slice(k * batch.trials_per_task, (k + 1) * batch.trials_per_task)
     valid = batch.valid_TN[:, cols].to(F64)
-    return (batch.obs_TNO[:, cols], batch.act_TNA[:, cols], batch.logp_TN[:, cols],
+    return (batch.obs_TNO[:, cols], batch.act_TN[:, cols], batch.logp_TN[:, cols],
             batch.adv_TN[:, cols], valid)
 
 

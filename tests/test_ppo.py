@@ -8,19 +8,41 @@ import torch
 
 import tasks
 from fewshot import cli
-from fewshot.actor_critic import RecurrentActorCritic
-from fewshot.checkpoint import load_checkpoint
-from fewshot.config import PPOConfig, TrainConfig
-from fewshot.evaluation import load_run, make_learner
-from fewshot.harness import EvaluationSettings, evaluate, freeze_tasks
-from fewshot.ppo import PPO, replay_sequences, trial_advantages
-from fewshot.references import ChoiceLearner
-from fewshot.returns import discounted_returns
-from fewshot.train import build_learner
-from fewshot.trial_sampler import TrialBatch, TrialSampler
+from fewshot.algos.ppo.config import MarkovPPOConfig, RL2Config
+from fewshot.algos.ppo.learners import FinetuneAdapter
+from fewshot.algos.ppo.ppo import PPO, replay_sequences, trial_advantages
+from fewshot.collect import Batch, Collector
+from fewshot.collect.agents import ActorCriticAgent
+from fewshot.eval.evaluation import make_learner
+from fewshot.eval.harness import EvaluationSettings, evaluate, freeze_tasks
+from fewshot.maths.returns import discounted_returns
+from fewshot.nn.actor_critic import RecurrentActorCritic
+from fewshot.references import CountingLearner, ucb1, uniform
+from fewshot.run.checkpoint import load_checkpoint
+from fewshot.run.config import RunConfig
+from fewshot.run.folder import build_model, load_run
 
 BANDIT = tasks.get("bandit")
 NAV = tasks.get("point-nav")
+
+
+class TrialSampler:
+    """N trials (one per task given) of E episodes through the collector, as RL² samples."""
+
+    def __init__(self, *, family, num_trials, episodes_per_trial, horizon=None):
+        self.collector = Collector(family=family, num_envs=num_trials, horizon=horizon)
+        self.episodes_per_trial = episodes_per_trial
+        spec = self.collector.spec
+        self.obs_size, self.action_size, self.discrete = (spec.obs_size, spec.action_size,
+                                                          spec.discrete)
+
+    def sample(self, policy, task_list, *, seed):
+        return self.collector.collect(ActorCriticAgent(policy), task_list,
+                                      episodes_per_trial=self.episodes_per_trial, seed=seed)
+
+    @property
+    def env_steps(self):
+        return self.collector.env_steps
 
 
 def policy_for(sampler, seed=0):
@@ -57,15 +79,15 @@ def test_the_state_carries_across_a_trials_episodes_and_is_cleared_between_trial
     batch = sampler.sample(policy, task_list, seed=3)
     # replaying the whole trial from a zero state reproduces every recorded log-prob:
     # the sampler never reset the state inside the trial
-    head, value, _ = policy(batch.inputs_TNI, policy.initial_state(4))
+    head, value, _ = policy(batch.extras["inputs"], policy.initial_state(4))
     with torch.no_grad():
         torch.testing.assert_close(policy.log_prob(head, batch.act_TN), batch.logp_TN)
-        torch.testing.assert_close(value, batch.value_TN)
+        torch.testing.assert_close(value, batch.extras["value"])
     # starting the second episode from a zero state instead gives other outputs
     second = int((batch.episode_TN[:, 0] == 1).nonzero()[0])
     with torch.no_grad():
-        cold = policy(batch.inputs_TNI[second:], policy.initial_state(4))[1]
-    assert not torch.allclose(cold[0, 0], batch.value_TN[second, 0])
+        cold = policy(batch.extras["inputs"][second:], policy.initial_state(4))[1]
+    assert not torch.allclose(cold[0, 0], batch.extras["value"][second, 0])
     # a new trial starts from scratch: the same seed gives the same trial again
     again = sampler.sample(policy, task_list, seed=3)
     torch.testing.assert_close(again.logp_TN, batch.logp_TN, rtol=0, atol=0)
@@ -76,19 +98,19 @@ def test_trials_hold_their_episodes_in_order_with_resets_between_them():
     sampler, task_list = nav_trials(episodes=3, horizon=6)
     batch = sampler.sample(policy_for(sampler), task_list, seed=1)
     assert batch.valid_TN.shape == (18, 4)
-    torch.testing.assert_close(batch.episode_lengths(), torch.full((3, 4), 6))
+    torch.testing.assert_close(batch.episode_lengths(), torch.full((4, 3), 6))
     for n in range(4):
         assert batch.episode_TN[:, n].tolist() == [0] * 6 + [1] * 6 + [2] * 6
     # the new-episode flag (last input) is 1 exactly on each episode's first step, where
     # point-nav's observation is the origin again
-    flag = batch.inputs_TNI[..., -1]
+    flag = batch.extras["inputs"][..., -1]
     firsts = torch.zeros(18, 4)
     firsts[[0, 6, 12]] = 1.0
     torch.testing.assert_close(flag, firsts)
-    torch.testing.assert_close(batch.inputs_TNI[[0, 6, 12], :, :2], torch.zeros(3, 4, 2))
+    torch.testing.assert_close(batch.extras["inputs"][[0, 6, 12], :, :2], torch.zeros(3, 4, 2))
     # the previous reward is fed back, also across the boundary
-    torch.testing.assert_close(batch.inputs_TNI[1:, :, -2], batch.rew_TN[:-1])
-    np.testing.assert_allclose(batch.episode_returns().sum(0), batch.rew_TN.sum(0),
+    torch.testing.assert_close(batch.extras["inputs"][1:, :, -2], batch.rew_TN[:-1])
+    np.testing.assert_allclose(batch.episode_returns().sum(1), batch.rew_TN.sum(0),
                                rtol=1e-6)
 
 
@@ -98,18 +120,21 @@ def test_one_pull_episodes_make_a_trial_of_pulls():
     batch = sampler.sample(policy_for(sampler), task_list, seed=0)
     assert batch.act_TN.shape == (7, 3) and batch.act_TN.dtype == torch.long
     assert batch.valid_TN.all() and batch.terminated_TN.all()
-    assert batch.episode_returns().shape == (7, 3)
+    assert batch.episode_returns().shape == (3, 7)
     assert sampler.env_steps == 21
 
 
-def test_trial_sampler_refuses_bad_input():
-    with pytest.raises(ValueError, match="episodes_per_trial must be an integer >= 1"):
-        TrialSampler(family=NAV, num_trials=2, episodes_per_trial=0)
+def test_trial_collection_refuses_bad_input():
     sampler, task_list = nav_trials()
-    with pytest.raises(ValueError, match="need 4 tasks"):
+    with pytest.raises(ValueError, match="episodes_per_trial must be an integer >= 1"):
+        sampler.collector.collect(ActorCriticAgent(policy_for(sampler)), task_list,
+                                  episodes_per_trial=0, seed=0)
+    with pytest.raises(ValueError, match="2 tasks x 1 trials each need 2 simulations; this "
+                       "collector has 4"):
         sampler.sample(policy_for(sampler), task_list[:2], seed=0)
     bandit_sampler = TrialSampler(family=BANDIT, num_trials=4, episodes_per_trial=2)
-    with pytest.raises(ValueError, match="policy's actions are discrete"):
+    with pytest.raises(ValueError, match="agent acts with discrete choices; family "
+                       "'point-nav' takes continuous actions"):
         sampler.sample(policy_for(bandit_sampler), task_list, seed=0)
 
 
@@ -120,14 +145,15 @@ def test_gae_over_a_trial_bootstraps_across_its_inner_episode_boundary():
     rew = torch.tensor([[1.0], [0.0], [2.0], [0.0]])
     value = torch.tensor([[0.5], [0.2], [0.1], [9.0]])
     valid = torch.tensor([[True], [True], [True], [False]])
-    batch = TrialBatch(inputs_TNI=torch.zeros(4, 1, 3), state_TNH=torch.zeros(4, 1, 0),
-                       act_TN=torch.zeros(4, 1),
-                       rew_TN=rew, logp_TN=torch.zeros(4, 1), value_TN=value,
-                       valid_TN=valid, episode_TN=torch.tensor([[0], [0], [1], [1]]),
-                       terminated_TN=torch.tensor([[False], [True], [True], [False]]),
-                       truncated_TN=torch.zeros(4, 1, dtype=torch.bool),
-                       diverged_TN=torch.zeros(4, 1, dtype=torch.bool),
-                       tasks=[None], episodes_per_trial=2)
+    batch = Batch(obs_TNO=torch.zeros(4, 1, 1), act_TN=torch.zeros(4, 1), rew_TN=rew,
+                  logp_TN=torch.zeros(4, 1), valid_TN=valid,
+                  episode_TN=torch.tensor([[0], [0], [1], [1]]),
+                  terminated_TN=torch.tensor([[False], [True], [True], [False]]),
+                  truncated_TN=torch.zeros(4, 1, dtype=torch.bool),
+                  diverged_TN=torch.zeros(4, 1, dtype=torch.bool), outcomes={},
+                  extras={"inputs": torch.zeros(4, 1, 3), "state": torch.zeros(4, 1, 0),
+                          "value": value},
+                  tasks=[None], trials_per_task=1, episodes_per_trial=2)
     adv, target = trial_advantages(batch, gamma=0.9, gae_lambda=1.0)
     # by hand: the step that ends episode 0 bootstraps from episode 1's first value; the
     # trial's last step from nothing
@@ -152,15 +178,15 @@ def test_gae_over_a_trial_bootstraps_across_its_inner_episode_boundary():
 def test_a_ppo_update_raises_the_likelihood_of_advantageous_actions():
     sampler = TrialSampler(family=BANDIT, num_trials=64, episodes_per_trial=4)
     policy = policy_for(sampler)
-    learner = PPO(policy=policy, config=PPOConfig(lr=1e-2, entropy_coef=0.0), gamma=0.99,
-                  gae_lambda=0.95, normalize_advantages=True)
+    learner = PPO(policy=policy, config=RL2Config(lr=1e-2, entropy_coef=0.0, gamma=0.99,
+                                                  gae_lambda=0.95))
     task = BANDIT.task_from_dict({"arm_0": 0.9, "arm_1": 0.1, "arm_2": 0.1, "arm_3": 0.1,
                                   "arm_4": 0.1})
     batch = sampler.sample(policy, [task] * 64, seed=0)
 
     def prob_of_arm0():
         with torch.no_grad():
-            head = policy(batch.inputs_TNI, policy.initial_state(64))[0]
+            head = policy(batch.extras["inputs"], policy.initial_state(64))[0]
             return torch.softmax(head, -1)[..., 0].mean()
     before = prob_of_arm0()
     stats = learner.update(batch, torch.Generator().manual_seed(0))
@@ -173,24 +199,24 @@ def test_windows_start_from_the_sampled_state_and_replay_the_recorded_log_probs(
     sampler, task_list = nav_trials(episodes=3, horizon=6)  # trials of 18 steps
     policy = policy_for(sampler)
     batch = sampler.sample(policy, task_list, seed=3)
-    torch.testing.assert_close(batch.state_TNH[0], policy.initial_state(4), rtol=0, atol=0)
+    torch.testing.assert_close(batch.extras["state"][0], policy.initial_state(4), rtol=0, atol=0)
     with torch.no_grad():
-        _, _, after_first = policy(batch.inputs_TNI[:1], policy.initial_state(4))
-    torch.testing.assert_close(batch.state_TNH[1], after_first)
-    steps = {"inputs": batch.inputs_TNI, "act": batch.act_TN, "logp": batch.logp_TN,
+        _, _, after_first = policy(batch.extras["inputs"][:1], policy.initial_state(4))
+    torch.testing.assert_close(batch.extras["state"][1], after_first)
+    steps = {"inputs": batch.extras["inputs"], "act": batch.act_TN, "logp": batch.logp_TN,
              "valid": batch.valid_TN}
-    seqs, start_MH = replay_sequences(steps, batch.state_TNH, window=5)  # 4 windows, padded
+    seqs, start_MH = replay_sequences(steps, batch.extras["state"], window=5)  # 4 windows, padded
     assert seqs["inputs"].shape[:2] == (5, 16) and start_MH.shape == (16, 16)
     assert int(seqs["valid"].sum()) == int(batch.valid_TN.sum())
     # window w of trial n is sequence w * N + n: its first step is step 5 w of trial n
-    torch.testing.assert_close(seqs["inputs"][0, 2 * 4 + 1], batch.inputs_TNI[10, 1])
+    torch.testing.assert_close(seqs["inputs"][0, 2 * 4 + 1], batch.extras["inputs"][10, 1])
     with torch.no_grad():
         head, _, _ = policy(seqs["inputs"], start_MH)
         logp = policy.log_prob(head, seqs["act"])
     valid = seqs["valid"]
     torch.testing.assert_close(logp[valid], seqs["logp"][valid], rtol=1e-5, atol=1e-5)
-    whole, start = replay_sequences(steps, batch.state_TNH, window=0)
-    assert whole is steps and torch.equal(start, batch.state_TNH[0])
+    whole, start = replay_sequences(steps, batch.extras["state"], window=0)
+    assert whole is steps and torch.equal(start, batch.extras["state"][0])
 
 
 def test_a_window_as_long_as_the_trial_is_the_whole_trial_update():
@@ -198,8 +224,8 @@ def test_a_window_as_long_as_the_trial_is_the_whole_trial_update():
     learners = []
     for window in (0, 10):
         policy = policy_for(sampler)
-        learners.append(PPO(policy=policy, config=PPOConfig(bptt_window=window), gamma=0.9,
-                            gae_lambda=0.95, normalize_advantages=True))
+        learners.append(PPO(policy=policy, config=RL2Config(gamma=0.9, gae_lambda=0.95),
+                            bptt_window=window))
     batch = sampler.sample(learners[0].policy, task_list, seed=1)
     for learner in learners:
         learner.update(batch, torch.Generator().manual_seed(0))
@@ -210,12 +236,12 @@ def test_a_window_as_long_as_the_trial_is_the_whole_trial_update():
 
 def test_truncated_windows_train_rl2_on_bandits(tmp_path, capsys):
     out = tmp_path / "windows"
-    assert cli.main([*RL2_TINY, "--ppo.bptt_window", "3", "--iterations", "3",
+    assert cli.main([*RL2_TINY, "--rl2.bptt_window", "3", "--iterations", "3",
                      "--out", str(out)]) == 0
     assert len((out / "metrics.csv").read_text().splitlines()) == 4
     with pytest.raises(SystemExit):
-        cli.main([*RL2_TINY, "--ppo.bptt_window", "-1", "--out", str(tmp_path / "bad")])
-    assert "ppo.bptt_window must be 0 (whole trials) or a window length >= 1" in \
+        cli.main([*RL2_TINY, "--rl2.bptt_window", "-1", "--out", str(tmp_path / "bad")])
+    assert "rl2.bptt_window must be 0 (whole trials) or a window length >= 1" in \
         capsys.readouterr().err
 
 
@@ -224,8 +250,8 @@ def test_ppo_scales_rewards_by_the_running_std_of_returns_only_when_asked():
     task = BANDIT.task_from_dict({f"arm_{i}": 0.5 for i in range(5)})
     for scale_rewards in (True, False):
         policy = policy_for(sampler)
-        learner = PPO(policy=policy, config=PPOConfig(scale_rewards=scale_rewards),
-                      gamma=0.9, gae_lambda=0.95, normalize_advantages=True)
+        learner = PPO(policy=policy, config=RL2Config(scale_rewards=scale_rewards, gamma=0.9,
+                                                      gae_lambda=0.95))
         batch = sampler.sample(policy, [task] * 16, seed=0)
         learner.update(batch, torch.Generator().manual_seed(0))
         returns = discounted_returns(batch.rew_TN.double(), batch.valid_TN, 0.9)
@@ -235,8 +261,8 @@ def test_ppo_scales_rewards_by_the_running_std_of_returns_only_when_asked():
 
 # Command line, resume, evaluation, learning -------------------------------------------
 
-RL2_TINY = ["train", "--algo", "rl2", "--family", "bandit", "--meta_batch_size", "8",
-            "--ppo.episodes_per_trial", "4", "--ppo.hidden_size", "8", "--no-progress"]
+RL2_TINY = ["train", "--algo", "rl2", "--family", "bandit", "--rl2.meta_batch_size", "8",
+            "--rl2.episodes_per_trial", "4", "--rl2.hidden_size", "8", "--no-progress"]
 
 
 def test_rl2_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path):
@@ -257,8 +283,8 @@ def test_rl2_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path):
 
 def test_rl2_settings_are_checked_naming_the_field(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        cli.main([*RL2_TINY, "--ppo.clip", "2", "--out", str(tmp_path / "r")])
-    assert "ppo.clip must be in (0, 1)" in capsys.readouterr().err
+        cli.main([*RL2_TINY, "--rl2.clip", "2", "--out", str(tmp_path / "r")])
+    assert "rl2.clip must be in (0, 1)" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
@@ -268,27 +294,26 @@ def test_an_rl2_run_is_evaluated_and_has_no_non_adaptive_policy(tmp_path):
     small = ["--episodes", "3", "--tasks", "2", "--trials", "2", "--no-progress"]
     assert cli.main(["evaluate", str(run), *small]) == 0
     assert cli.main(["evaluate", str(run), *small, "--learner", "ucb1"]) == 0
-    assert (run / "evaluation" / "records.csv").is_file()
-    assert (run / "evaluation-ucb1" / "records.csv").is_file()
-    with pytest.raises(SystemExit, match="a rl2 run has none"):
+    assert (run / "evaluation" / "records.csv.gz").is_file()
+    assert (run / "evaluation-ucb1" / "records.csv.gz").is_file()
+    with pytest.raises(SystemExit, match="'non-adaptive' is not one a rl2 run offers"):
         cli.main(["evaluate", str(run), *small, "--learner", "non-adaptive"])
 
 
 def test_rl2_learns_bandits_beating_random_and_reaching_ucb1(tmp_path):
-    from fewshot.train import train
+    from fewshot.run.train import train
 
-    config = TrainConfig(algo="rl2", family="bandit", seed=0, iterations=300,
-                         meta_batch_size=128, gae_lambda=0.95,
-                         ppo=PPOConfig(episodes_per_trial=10, lr=3e-3))
+    config = RunConfig(algo="rl2", family="bandit", seed=0, iterations=300,
+                       algo_config=RL2Config(meta_batch_size=128, gae_lambda=0.95,
+                                             episodes_per_trial=10, lr=3e-3))
     train(config, tmp_path / "run", progress=False)
     settings = EvaluationSettings(episodes=9, tasks=100, trials=10, seed=0,
                                   splits=("test-id",))
     task_sets = freeze_tasks(BANDIT, settings)
     _, rl2 = load_run(tmp_path / "run")
-    learners = {"rl2": make_learner("trained", config, rl2, label="rl2",
-                                    episodes_per_step=None),
-                "random": ChoiceLearner(name="random", rule="random"),
-                "ucb1": ChoiceLearner(name="ucb1", rule="ucb1")}
+    learners = {"rl2": make_learner("trained", config, rl2, label="rl2"),
+                "random": CountingLearner(name="random", rule=uniform),
+                "ucb1": CountingLearner(name="ucb1", rule=ucb1)}
     total = {name: evaluate(learner, BANDIT, task_sets, settings, run=name,
                             run_seed=0)["return"].sum() / (100 * 10)
              for name, learner in learners.items()}
@@ -303,21 +328,22 @@ def test_only_the_oracle_policy_sees_the_task_and_only_rl2_sees_past_rewards():
     sampler = TrialSampler(family=NAV, num_trials=2, episodes_per_trial=2, horizon=3)
     task_list = NAV.sample(2, "train", np.random.default_rng(0))
     for algo, width in (("ppo", 2), ("oracle", 2 + 2), ("rl2", 2 + 2 + 2)):
-        config = TrainConfig(algo=algo, family="point-nav", hidden_sizes=[8])
-        learner = build_learner(config, obs_size=2, action_size=2, task_size=2)
+        settings = RL2Config() if algo == "rl2" else MarkovPPOConfig(hidden_sizes=[8])
+        learner = build_model(RunConfig(algo=algo, family="point-nav", algo_config=settings))
         batch = sampler.sample(learner.policy, task_list, seed=0)
-        assert batch.inputs_TNI.shape[-1] == width, algo
+        assert batch.extras["inputs"].shape[-1] == width, algo
         if algo == "oracle":
             goals = torch.tensor([[t.goal_x, t.goal_y] for t in task_list])
-            torch.testing.assert_close(batch.inputs_TNI[..., 2:].float(),
-                                       goals.expand(batch.inputs_TNI.shape[0], 2, 2).float())
+            torch.testing.assert_close(batch.extras["inputs"][..., 2:].float(),
+                                       goals.expand(batch.extras["inputs"].shape[0], 2, 2).float())
 
 
 def test_the_markov_baselines_train_on_one_episode_trials(tmp_path):
     out = tmp_path / "ppo"
     assert cli.main(["train", "--algo", "ppo", "--family", "point-nav", "--iterations", "2",
-                     "--meta_batch_size", "3", "--episodes_per_task", "2", "--horizon", "5",
-                     "--hidden_sizes", "[8]", "--no-progress", "--out", str(out)]) == 0
+                     "--ppo.meta_batch_size", "3", "--ppo.episodes_per_task", "2",
+                     "--horizon", "5", "--ppo.hidden_sizes", "[8]", "--no-progress",
+                     "--out", str(out)]) == 0
     header = (out / "metrics.csv").read_text().splitlines()[0]
     assert "return_episode0" in header and "return_episode1" not in header
     assert load_checkpoint(out)["env_steps"] == 2 * 3 * 2 * 5
@@ -326,22 +352,21 @@ def test_the_markov_baselines_train_on_one_episode_trials(tmp_path):
 
 
 def test_rl2_beats_markov_ppo_on_fresh_guessing_game_observations(tmp_path):
-    from fewshot.train import train
+    from fewshot.run.train import train
 
     family = tasks.get("guessing-game")
-    common = dict(family="guessing-game", seed=0, iterations=300, gae_lambda=0.95)
-    configs = {"rl2": TrainConfig(algo="rl2", meta_batch_size=128, **common,
-                                  ppo=PPOConfig(episodes_per_trial=2, lr=3e-3)),
-               "ppo": TrainConfig(algo="ppo", meta_batch_size=64, episodes_per_task=4,
-                                  **common, ppo=PPOConfig(lr=3e-3))}
+    common = dict(family="guessing-game", seed=0, iterations=300)
+    configs = {"rl2": RunConfig(algo="rl2", **common, algo_config=RL2Config(
+                   meta_batch_size=128, gae_lambda=0.95, episodes_per_trial=2, lr=3e-3)),
+               "ppo": RunConfig(algo="ppo", **common, algo_config=MarkovPPOConfig(
+                   meta_batch_size=64, gae_lambda=0.95, episodes_per_task=4, lr=3e-3))}
     settings = EvaluationSettings(episodes=1, tasks=200, trials=2, seed=0)
     task_sets = freeze_tasks(family, settings)
     score = {}
     for name, config in configs.items():
         train(config, tmp_path / name, progress=False)
         _, learner = load_run(tmp_path / name)
-        records = evaluate(make_learner("trained", config, learner, label=name,
-                                        episodes_per_step=None),
+        records = evaluate(make_learner("trained", config, learner, label=name),
                            family, task_sets, settings, run=name, run_seed=0)
         score[name] = {split: records.where(split=split, k=0)["return"].mean()
                        for split in settings.splits}
@@ -351,12 +376,11 @@ def test_rl2_beats_markov_ppo_on_fresh_guessing_game_observations(tmp_path):
 
 
 def test_finetune_updates_a_copy_per_trial_and_leaves_the_trained_policy_alone(tmp_path):
-    from fewshot.adapters import FinetuneAdapter
-
     out = tmp_path / "ppo-point-nav-s0"
     assert cli.main(["train", "--algo", "ppo", "--family", "point-nav", "--iterations", "1",
-                     "--meta_batch_size", "2", "--episodes_per_task", "2", "--horizon", "5",
-                     "--hidden_sizes", "[8]", "--no-progress", "--out", str(out)]) == 0
+                     "--ppo.meta_batch_size", "2", "--ppo.episodes_per_task", "2",
+                     "--horizon", "5", "--ppo.hidden_sizes", "[8]", "--no-progress",
+                     "--out", str(out)]) == 0
     _, learner = load_run(out)
     before = {k: v.clone() for k, v in learner.policy.state_dict().items()}
     adapter = FinetuneAdapter(name="ft", learner=learner, episodes_per_step=2)
@@ -374,8 +398,8 @@ def test_finetune_updates_a_copy_per_trial_and_leaves_the_trained_policy_alone(t
         assert torch.equal(tensor, before[name]), name
     small = ["--episodes", "2", "--tasks", "2", "--trials", "1", "--no-progress"]
     assert cli.main(["evaluate", str(out), *small, "--learner", "finetune"]) == 0
-    assert (out / "evaluation-finetune" / "records.csv").is_file()
+    assert (out / "evaluation-finetune" / "records.csv.gz").is_file()
     rl2_run = tmp_path / "rl2"
     assert cli.main([*RL2_TINY, "--iterations", "1", "--out", str(rl2_run)]) == 0
-    with pytest.raises(SystemExit, match="fine-tunes a ppo run's policy"):
+    with pytest.raises(SystemExit, match="'finetune' is not one a rl2 run offers"):
         cli.main(["evaluate", str(rl2_run), *small, "--learner", "finetune"])

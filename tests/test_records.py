@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fewshot.records import FIELDS, Records
+from fewshot.eval.records import FIELDS, Records
 
 
 def row(**changes):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fewshot.returns import (
+from fewshot.maths.returns import (
     ReturnScale,
     baseline_features,
     discounted_returns,

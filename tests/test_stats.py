@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fewshot import stats
+from fewshot.eval import stats
 
 # Two runs (strata), five tasks each: mean return per task.
 RUN_A = np.array([-10.0, -4.0, -6.0, -30.0, -5.0])

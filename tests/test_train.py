@@ -7,14 +7,15 @@ import pytest
 import torch
 import yaml
 
-import fewshot.maml as maml_module
+import fewshot.algos.maml.maml as maml_module
 from fewshot import cli
-from fewshot.checkpoint import load_checkpoint
-from fewshot.config import TrainConfig
-from fewshot.train import train
+from fewshot.algos.maml.config import MAMLConfig
+from fewshot.run.checkpoint import load_checkpoint
+from fewshot.run.config import RunConfig
+from fewshot.run.train import train
 
-TINY = ["--family", "point-nav", "--meta_batch_size", "3", "--episodes_per_task", "2",
-        "--horizon", "20", "--hidden_sizes", "[16]", "--no-progress"]
+TINY = ["--family", "point-nav", "--maml.meta_batch_size", "3", "--maml.episodes_per_task",
+        "2", "--horizon", "20", "--maml.hidden_sizes", "[16]", "--no-progress"]
 
 
 def run(tmp_path, *args):
@@ -112,14 +113,17 @@ def test_resume_without_a_run_folder_or_with_a_corrupt_checkpoint_fails_clearly(
 @pytest.mark.parametrize(("args", "message"), [
     (["--maml.inner_lr", "-1"], "maml.inner_lr must be > 0"),
     (["--maml.outer", "sgd"], "maml.outer must be one of"),
-    (["--family", "nope"], "family must be one of"),
+    (["--family", "nope"], "unknown task family 'nope'; known families"),
     (["--iterations", "0"], "iterations must be an integer >= 1"),
-    (["--gamma", "1.5"], "gamma must be in"),
+    (["--maml.gamma", "1.5"], "maml.gamma must be in"),
     (["--iterations", "many"], "iterations"),
     (["--no_such_setting", "1"], "no_such_setting"),
     (["--update_threads", "0"], "update_threads must be an integer >= 1"),
     (["--maml.line_search_ratio", "1"], "maml.line_search_ratio must be in (0, 1)"),
-    (["--activation", "sigmoid"], "activation must be one of ['relu', 'tanh']"),
+    (["--maml.activation", "sigmoid"], "maml.activation must be one of ['relu', 'tanh']"),
+    (["--ppo.lr", "0.1"], "option --ppo.lr belongs to algorithm ppo; this run's algo is maml"),
+    (["--family_options.size", "3"], "family 'point-nav' has no option size"),
+    (["--algo", "sgd"], "unknown algorithm 'sgd'"),
 ])
 def test_bad_settings_fail_before_any_work_naming_the_field(tmp_path, capsys, args, message):
     out = tmp_path / "run"
@@ -151,7 +155,7 @@ def test_the_meta_update_runs_with_update_threads_and_sampling_gets_its_threads_
 
 def test_a_family_maml_cannot_run_fails_before_the_run_folder_exists(tmp_path):
     out = tmp_path / "run"
-    with pytest.raises(SystemExit, match="Discrete\\(5\\) action space"):
+    with pytest.raises(SystemExit, match="needs a Box action space"):
         run(tmp_path, "--family", "bandit", "--out", str(out))
     assert not out.exists()
 
@@ -179,8 +183,8 @@ def test_a_config_file_sets_fields_and_flags_after_it_override(tmp_path):
 
 
 def test_maml_learns_to_adapt_on_point_nav(tmp_path):
-    config = TrainConfig(family="point-nav", seed=1, iterations=12, meta_batch_size=10,
-                         episodes_per_task=10)
+    config = RunConfig(family="point-nav", seed=1, iterations=12,
+                       algo_config=MAMLConfig(meta_batch_size=10, episodes_per_task=10))
     train(config, tmp_path / "run", progress=False)
     rows = read_metrics(tmp_path / "run")
     pre = [float(r["return_step0"]) for r in rows]

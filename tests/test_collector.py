@@ -1,8 +1,9 @@
-"""Tests of fewshot.sampler: batch layout, the validity mask, log-probs, per-task parameters,
-determinism, the map onto the env's action box, input checks and counters.
+"""Tests of the collector with Markov Gaussian agents (MAML's sampling): batch layout, the
+validity mask, log-probs, per-task parameters, determinism, the map onto the env's action
+box, input checks and counters.
 
-Letters as in the sampler: T steps, N = K x E episodes, K tasks, E episodes per task,
-O observation size, A action size.
+Letters as in fewshot/collect/batch.py: T steps, N = K x E one-episode trials, K tasks,
+E trials (episodes) per task, O observation size, A action size.
 """
 
 from __future__ import annotations
@@ -14,14 +15,41 @@ import pytest
 import torch
 
 import tasks
-from fewshot.policy import GaussianMLP, distribution, log_prob
-from fewshot.sampler import Batch, Sampler
+from fewshot.collect import Batch, Collector
+from fewshot.collect.agents import GaussianAgent
+from fewshot.nn.policy import GaussianMLP, distribution, log_prob
 
 POINT_NAV = tasks.get("point-nav")
 CHEETAH = tasks.get("cheetah-vel")
 
-TENSOR_FIELDS = ("obs_TNO", "act_TNA", "rew_TN", "logp_TN", "terminated_TN", "truncated_TN",
-                 "valid_TN", "task_N")
+TENSOR_FIELDS = ("obs_TNO", "act_TN", "rew_TN", "logp_TN", "terminated_TN", "truncated_TN",
+                 "valid_TN", "episode_TN")
+
+
+class Sampler:
+    """K tasks x E one-episode trials through the collector, as MAML samples them."""
+
+    def __init__(self, *, family, num_tasks: int, episodes_per_task: int, horizon=None,
+                 **options) -> None:
+        self.num_tasks, self.episodes_per_task = num_tasks, episodes_per_task
+        self.collector = Collector(family=family, num_envs=num_tasks * episodes_per_task,
+                                   horizon=horizon, **options)
+        self.obs_size = self.collector.spec.obs_size
+        self.action_size = self.collector.spec.action_size
+        self.env_actions = self.collector.env_actions
+        self.envs = self.collector.envs
+
+    def sample(self, policy, params, task_list, *, seed: int) -> Batch:
+        return self.collector.collect(GaussianAgent(policy, params), task_list,
+                                      trials_per_task=self.episodes_per_task, seed=seed)
+
+    @property
+    def env_steps(self) -> int:
+        return self.collector.env_steps
+
+    @property
+    def sample_seconds(self) -> float:
+        return self.collector.sample_seconds
 
 
 def make_sampler(family=POINT_NAV, *, K: int = 3, E: int = 2, horizon: int = 6) -> Sampler:
@@ -62,7 +90,7 @@ def with_shifted_bias(policy: GaussianMLP, shift: torch.Tensor) -> dict[str, tor
 
 
 def columns(batch: Batch, k: int) -> slice:
-    return slice(k * batch.episodes_per_task, (k + 1) * batch.episodes_per_task)
+    return slice(k * batch.trials_per_task, (k + 1) * batch.trials_per_task)
 
 
 def last_valid_step(batch: Batch) -> torch.Tensor:
@@ -84,15 +112,16 @@ def test_sample_returns_tensors_shaped_time_by_episode(family, obs_size, action_
     T, N = batch.obs_TNO.shape[:2]
     assert N == K * E and 1 <= T <= horizon
     assert batch.obs_TNO.shape == (T, N, obs_size)
-    assert batch.act_TNA.shape == (T, N, action_size)
+    assert batch.act_TN.shape == (T, N, action_size)
     for name in ("rew_TN", "logp_TN", "terminated_TN", "truncated_TN", "valid_TN"):
         assert getattr(batch, name).shape == (T, N), name
     for name in ("terminated_TN", "truncated_TN", "valid_TN"):
         assert getattr(batch, name).dtype == torch.bool, name
-    assert batch.task_N.tolist() == [0, 0, 1, 1, 2, 2]
-    assert batch.tasks == task_list
-    assert batch.num_tasks == K and batch.episodes_per_task == E
-    assert batch.adv_TN is None
+    assert batch.tasks == task_list and batch.episodes_per_trial == 1
+    assert batch.num_tasks == K and batch.trials_per_task == E and batch.num_trials == K * E
+    assert batch.adv_TN is None and batch.extras == {}
+    assert torch.equal(batch.episode_TN, torch.zeros(T, N, dtype=torch.long))
+    assert list(batch.outcomes) == list(family.outcomes)
 
 
 def test_point_nav_episodes_start_at_the_origin():
@@ -112,10 +141,10 @@ def test_batch_task_selects_the_columns_of_one_task():
     batch.adv_TN = torch.randn(batch.rew_TN.shape)
     one = batch.task(1)
     assert one.num_tasks == 1 and one.tasks == [task_list[1]]
-    assert torch.equal(one.task_N, torch.tensor([1, 1]))
-    for name in ("obs_TNO", "act_TNA", "rew_TN", "logp_TN", "terminated_TN", "truncated_TN",
-                 "valid_TN", "adv_TN"):
+    for name in ("obs_TNO", "act_TN", "rew_TN", "logp_TN", "terminated_TN", "truncated_TN",
+                 "valid_TN", "episode_TN", "adv_TN"):
         assert torch.equal(getattr(one, name), getattr(batch, name)[:, 2:4]), name
+    assert torch.equal(one.outcomes["success"], batch.outcomes["success"][:, 2:4])
 
 
 # Episode ends and the validity mask ---------------------------------------------------------
@@ -155,11 +184,12 @@ def test_rewards_after_an_episode_ends_do_not_count():
                            goals((0.15, 0.0), (0.05, 0.0), (0.5, 0.5)), seed=0)
     # the simulations run on after their episode ends, earning rewards that must be masked
     assert (batch.rew_TN[~batch.valid_TN] < -0.01).all()
-    returns = batch.episode_returns()
-    want = torch.where(batch.valid_TN, batch.rew_TN, 0.0).sum(0)
+    returns = batch.episode_returns()[:, 0]
+    want = torch.where(batch.valid_TN, batch.rew_TN.double(), 0.0).sum(0)
     torch.testing.assert_close(returns, want, rtol=0, atol=0)
     # by hand: -(distance after each step); goal 0.15 is reached after 0.05, 0.10, 0.15
-    torch.testing.assert_close(returns[:4], torch.tensor([-0.15, -0.15, 0.0, 0.0]),
+    torch.testing.assert_close(returns[:4], torch.tensor([-0.15, -0.15, 0.0, 0.0],
+                                                         dtype=torch.float64),
                                rtol=0, atol=1e-6)
     assert batch.mean_return() == pytest.approx(float(returns.mean()))
 
@@ -206,7 +236,7 @@ def test_logp_is_the_log_prob_of_the_stored_action_under_the_tasks_params(shared
         cols = columns(batch, k)
         with torch.no_grad():
             mean, log_std = distribution(policy, params[k], batch.obs_TNO[:, cols])
-            want = log_prob(mean, log_std, batch.act_TNA[:, cols])
+            want = log_prob(mean, log_std, batch.act_TN[:, cols])
         valid = batch.valid_TN[:, cols]
         torch.testing.assert_close(batch.logp_TN[:, cols][valid], want[valid],
                                    rtol=1e-5, atol=1e-5)
@@ -236,18 +266,18 @@ def test_task_params_change_only_that_tasks_episodes():
 
     for k in (0, 2):
         cols = columns(before, k)
-        for name in ("obs_TNO", "act_TNA", "rew_TN", "logp_TN", "valid_TN"):
+        for name in ("obs_TNO", "act_TN", "rew_TN", "logp_TN", "valid_TN"):
             torch.testing.assert_close(getattr(after, name)[:, cols],
                                        getattr(before, name)[:, cols], rtol=1e-6, atol=1e-6,
                                        msg=f"task {k} {name}")
     cols = columns(before, 1)
     # same seed, same noise, same first observation (the origin): the first action moves
     # by exactly the shift of the mean
-    torch.testing.assert_close(after.act_TNA[0, cols] - before.act_TNA[0, cols],
+    torch.testing.assert_close(after.act_TN[0, cols] - before.act_TN[0, cols],
                                shift.expand(2, 2), rtol=0, atol=1e-6)
     # task 1's stored log-probs are those of the shifted policy, not of the base one
     with torch.no_grad():
-        obs, act = after.obs_TNO[:, cols], after.act_TNA[:, cols]
+        obs, act = after.obs_TNO[:, cols], after.act_TN[:, cols]
         logp_moved = log_prob(*distribution(policy, moved[1], obs), act)
         logp_base = log_prob(*distribution(policy, base[1], obs), act)
     valid = after.valid_TN[:, cols]
@@ -286,7 +316,7 @@ def test_a_different_seed_gives_different_actions(family):
     sampler, policy, task_list, params = two_train_tasks(family)
     a = sampler.sample(policy, params, task_list, seed=0)
     b = sampler.sample(policy, params, task_list, seed=1)
-    assert (a.act_TNA[0] != b.act_TNA[0]).all()
+    assert (a.act_TN[0] != b.act_TN[0]).all()
     if family is CHEETAH:  # the cheetah's reset noise follows the seed too
         assert (a.obs_TNO[0] != b.obs_TNO[0]).any()
 
@@ -300,17 +330,18 @@ def test_point_nav_moves_by_the_clipped_scaled_action():
                            seed=0)
     moved = batch.valid_TN[1:]  # step t's move is seen in step t + 1's observation
     step = (batch.obs_TNO[1:] - batch.obs_TNO[:-1]).double()
-    want = torch.clamp(0.1 * batch.act_TNA[:-1].double(), -0.1, 0.1)
+    want = torch.clamp(0.1 * batch.act_TN[:-1].double(), -0.1, 0.1)
     assert moved.sum() > 20
     torch.testing.assert_close(step[moved], want[moved], rtol=0, atol=1e-6)
-    assert (batch.act_TNA[:-1][moved].abs() > 1).any()  # so clipping was exercised
+    assert (batch.act_TN[:-1][moved].abs() > 1).any()  # so clipping was exercised
 
 
 def test_point_nav_env_actions_map_the_unit_box_onto_its_action_box():
     sampler = make_sampler()
     act = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.5], [3.0, -2.0]])
     want = torch.tensor([[-0.1, -0.1], [0.1, 0.1], [0.0, 0.05], [0.3, -0.2]])
-    torch.testing.assert_close(sampler.env_actions(act), want, rtol=0, atol=1e-7)
+    torch.testing.assert_close(torch.as_tensor(sampler.env_actions(act)), want, rtol=0,
+                               atol=1e-7)
 
 
 def test_cheetah_env_actions_are_the_identity():
@@ -318,30 +349,32 @@ def test_cheetah_env_actions_are_the_identity():
     space = sampler.envs.single_action_space
     assert (space.low == -1).all() and (space.high == 1).all()
     act = 3 * torch.randn(7, 6, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(sampler.env_actions(act), act)
+    assert torch.equal(torch.as_tensor(sampler.env_actions(act)), act)
 
 
 # Input checks ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["num_tasks", "episodes_per_task"])
 @pytest.mark.parametrize("value", [0, -1, 2.0, "2", None, True])
-def test_sampler_rejects_a_count_that_is_not_a_positive_integer(name, value):
-    sizes = {"num_tasks": 2, "episodes_per_task": 2, name: value}
-    with pytest.raises(ValueError, match=f"{name} must be an integer >= 1"):
-        Sampler(family=POINT_NAV, **sizes)
+def test_collector_rejects_a_count_that_is_not_a_positive_integer(value):
+    with pytest.raises(ValueError, match="num_envs must be an integer >= 1"):
+        Collector(family=POINT_NAV, num_envs=value)
+    collector = Collector(family=POINT_NAV, num_envs=2)
+    for name in ("trials_per_task", "episodes_per_trial"):
+        with pytest.raises(ValueError, match=f"{name} must be an integer >= 1"):
+            collector.collect(GaussianAgent(make_policy(make_sampler()), [{}]),
+                              goals((0.1, 0.1)) * 2, seed=0, **{name: value})
 
 
-def test_sampler_accepts_numpy_integer_counts():
-    sampler = Sampler(family=POINT_NAV, num_tasks=np.int64(2), episodes_per_task=np.int32(3))
-    assert (sampler.num_tasks, sampler.episodes_per_task) == (2, 3)
-    assert type(sampler.num_tasks) is int
+def test_collector_accepts_numpy_integer_counts():
+    collector = Collector(family=POINT_NAV, num_envs=np.int64(6))
+    assert collector.num_envs == 6 and type(collector.num_envs) is int
 
 
 def test_a_float64_policy_samples_float64_observations():
     sampler = make_sampler()
     policy = make_policy(sampler).double()
     batch = sampler.sample(policy, [policy.params()] * 3, goals((0.3, 0.1)) * 3, seed=0)
-    assert batch.obs_TNO.dtype == torch.float64 and batch.act_TNA.dtype == torch.float64
+    assert batch.obs_TNO.dtype == torch.float64 and batch.act_TN.dtype == torch.float64
 
 
 def test_point_nav_sampler_names_the_option_it_does_not_take():
@@ -350,9 +383,9 @@ def test_point_nav_sampler_names_the_option_it_does_not_take():
 
 
 @pytest.mark.parametrize(("num_tasks", "num_params", "message"), [
-    (2, 3, "need 3 tasks and 3 parameter sets, got 2 and 3"),
-    (4, 3, "need 3 tasks and 3 parameter sets, got 4 and 3"),
-    (3, 2, "need 3 tasks and 3 parameter sets, got 3 and 2"),
+    (2, 3, "2 tasks x 2 trials each need 4 simulations; this collector has 6"),
+    (4, 3, "4 tasks x 2 trials each need 8 simulations; this collector has 6"),
+    (3, 2, "2 parameter sets for 3 tasks; give one set, or one per task"),
 ])
 def test_sample_rejects_the_wrong_number_of_tasks_or_params(num_tasks, num_params, message):
     sampler = make_sampler(K=3)

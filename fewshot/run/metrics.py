@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
 
-from fewshot.checkpoint import atomic_write_text
+from fewshot.run.checkpoint import atomic_write_text
 
 METRICS = "metrics.csv"
 

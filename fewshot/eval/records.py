@@ -1,4 +1,4 @@
-"""Evaluation records: one row per learner x run x split x task x k x evaluation episode.
+"""Evaluation records: one row per learner x run x task set x task x k x evaluation episode.
 
 The harness writes them; every table, curve and statistic is derived from them. A record
 set is a CSV file, read back into `Records`, a small column table (numpy arrays) with the
@@ -8,19 +8,23 @@ selections the statistics need.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
-# Columns every record has, in file order; the task's parameters follow as task.<name>.
+# Columns every record has, in file order; the family's outcomes follow as
+# outcome.<name> (0/1), then the task's parameters as task.<name>. "split" holds the
+# task set's name (a declared split, or a set of the user's).
 FIELDS = ("learner", "run", "run_seed", "split", "task", "k", "episode", "return", "length",
           "terminated", "diverged")
 TEXT = ("learner", "run", "split")
 INTEGER = ("run_seed", "task", "k", "episode", "length")
 FLAG = ("terminated", "diverged")
 TASK_PREFIX = "task."
+OUTCOME_PREFIX = "outcome."
 
 
 class Records:
@@ -52,6 +56,11 @@ class Records:
     @property
     def task_params(self) -> list[str]:
         return [n[len(TASK_PREFIX):] for n in self.columns if n.startswith(TASK_PREFIX)]
+
+    @property
+    def outcomes(self) -> list[str]:
+        """The outcome names these records carry (the family's declared outcomes)."""
+        return [n[len(OUTCOME_PREFIX):] for n in self.columns if n.startswith(OUTCOME_PREFIX)]
 
     def where(self, **equal: object) -> Records:
         """The rows whose columns equal the given values."""
@@ -94,14 +103,24 @@ class Records:
             writer.writerow([_cell(self.columns[n][i]) for n in names])
         return out.getvalue()
 
+    def to_csv_gz(self) -> bytes:
+        """The CSV, gzip-compressed (no timestamp inside: the same records give the same
+        bytes, so committed records only change when they do)."""
+        return gzip.compress(self.to_csv().encode(), mtime=0)
+
     @classmethod
     def read_csv(cls, path: Path) -> Records:
-        """Records from a CSV file written by `to_csv`; a clear error if it is not one."""
+        """Records from a CSV file written by `to_csv` (or `to_csv_gz`, for a path ending in
+        .gz); a clear error if it is not one."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no records at {path}")
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
+        opener = gzip.open if path.suffix == ".gz" else open
+        try:
+            with opener(path, "rt", newline="") as f:
+                rows = list(csv.DictReader(f))
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise ValueError(f"{path} is not a records file: {error}") from error
         if not rows:
             raise ValueError(f"{path} holds no records")
         try:
@@ -125,6 +144,6 @@ def _parse(values: list[str], name: str) -> np.ndarray:
         return np.array(values, dtype=str)
     if name in INTEGER:
         return np.array(values, dtype=np.int64)
-    if name in FLAG:
+    if name in FLAG or name.startswith(OUTCOME_PREFIX):
         return np.array(values, dtype=np.int64).astype(bool)
     return np.array(values, dtype=float)

@@ -10,7 +10,8 @@ from dataclasses import replace
 
 import torch
 
-from fewshot.returns import (
+from fewshot.collect import Batch
+from fewshot.maths.returns import (
     baseline_features,
     discounted_returns,
     fit_linear_baseline,
@@ -18,7 +19,6 @@ from fewshot.returns import (
     normalize,
     predict_baseline,
 )
-from fewshot.sampler import Batch
 
 
 def with_advantages(batch: Batch, *, gamma: float, gae_lambda: float,

@@ -5,11 +5,15 @@ k episodes of that task. One trial per (task, evaluation episode) runs K + 1 epi
 a row: episode k + 1 of the trial is R(k)'s sample, and the learner then sees it. So
 R(0) is zero-shot, and a learner that does not adapt has a flat curve.
 
-Task sets are frozen from a seed per split and stored with the results, so learners
-evaluated with the same seed face the same tasks. A learner samples the episodes it runs
-with the same knowledge together (a block: the whole trial for a fixed policy or RL²,
-one inner step's worth for MAML, one episode for the counting references); each block
-is seeded by (seed, split, k of its first episode).
+Task sets are named lists of tasks: a family's declared splits frozen from a seed
+(`freeze_tasks`), or sets of the user's own (`fewshot.eval.task_sets`). They are stored
+with the results, so learners evaluated on the same sets face the same tasks. A learner
+samples the episodes it runs with the same knowledge together (a block: the whole trial
+for a fixed policy or RL², one inner step's worth for MAML, one episode for the counting
+references); each block is seeded by (seed, set, k of its first episode).
+
+Records carry each episode's return, length, termination, divergence and the family's
+declared outcomes (`outcome.success`, ...).
 """
 
 from __future__ import annotations
@@ -20,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from fewshot.adapters import Learner
-from fewshot.records import TASK_PREFIX, Records
+from fewshot.eval.learner import Learner
+from fewshot.eval.records import OUTCOME_PREFIX, TASK_PREFIX, Records
+from fewshot.eval.task_sets import check_task_sets, set_code
 from fewshot.runtime import derived_seed
-
-SPLIT_CODES = {"train": 0, "test-id": 1, "test-ood": 2}
 
 
 @dataclass(frozen=True)
@@ -32,10 +35,12 @@ class EvaluationSettings:
     """What the harness runs: the same for every learner that is to be compared."""
 
     splits: tuple[str, ...] = ("test-id", "test-ood")
+    """The family's declared splits to freeze task sets from (may be empty when the user
+    gives task sets of their own)."""
     episodes: int = 3
     """K: the curve runs from k = 0 (zero-shot) to k = K episodes seen."""
     tasks: int = 20
-    """Tasks per split."""
+    """Tasks per frozen split."""
     trials: int = 5
     """Evaluation episodes per task and k (independent trials)."""
     seed: int = 0
@@ -49,8 +54,9 @@ class EvaluationSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"evaluation setting {name} must be an integer >= {low}, "
                                  f"got {value!r}")
-        if not self.splits:
-            raise ValueError("evaluation setting splits: name at least one split")
+        if isinstance(self.splits, str) or not all(isinstance(s, str) for s in self.splits):
+            raise ValueError(f"evaluation setting splits must be a list of split names, "
+                             f"got {self.splits!r}")
         if self.horizon is not None and self.horizon < 1:
             raise ValueError(f"evaluation setting horizon must be >= 1, got {self.horizon}")
 
@@ -63,43 +69,50 @@ def check_splits(family: Any, splits: Sequence[str]) -> None:
 
 
 def freeze_tasks(family: Any, settings: EvaluationSettings) -> dict[str, list[Any]]:
-    """The evaluation tasks of each split: a pure function of (family, splits, count, seed)."""
+    """The evaluation tasks of each split: a pure function of (family, splits, count, seed).
+
+    A split with discrete parameters is stratified over its values, so every value
+    appears once the count allows (see `TaskFamily.sample(cover=True)`).
+    """
     check_splits(family, settings.splits)
     return {split: family.sample(settings.tasks, split,
-                                 np.random.default_rng([settings.seed, SPLIT_CODES[split]]))
+                                 np.random.default_rng([settings.seed, set_code(split)]),
+                                 cover=True)
             for split in settings.splits}
 
 
 def evaluate(learner: Learner, family: Any, task_sets: Mapping[str, Sequence[Any]],
              settings: EvaluationSettings, *, run: str, run_seed: int,
              on_block: Callable[[int], None] | None = None) -> Records:
-    """Run every split's trials and return one record per (split, task, k, episode).
+    """Run every task set's trials and return one record per (set, task, k, episode).
 
     on_block(episodes) is called after each block of episodes (for progress bars).
     """
-    check_splits(family, list(task_sets))
+    check_task_sets(family, task_sets)
     rows: list[dict[str, Any]] = []
     for split, split_tasks in task_sets.items():
         M, J = len(split_tasks), settings.trials
         trial_tasks = [task for task in split_tasks for _ in range(J)]  # trial i: task i // J
         adaptation = learner.start(family, trial_tasks, horizon=settings.horizon)
+        params = [{TASK_PREFIX + name: value for name, value in
+                   family.task_to_dict(task).items()} for task in split_tasks]
         k = 0
         while k <= settings.episodes:
             size = min(adaptation.block, settings.episodes + 1 - k)
             episodes = adaptation.run_block(
-                size, seed=derived_seed(settings.seed, SPLIT_CODES[split], k))
+                size, seed=derived_seed(settings.seed, set_code(split), k))
             for trial in range(M * J):
-                task_index = trial // J
-                params = {TASK_PREFIX + name: value for name, value in
-                          family.task_to_dict(split_tasks[task_index]).items()}
                 for j in range(size):
                     rows.append({
                         "learner": learner.name, "run": run, "run_seed": run_seed,
-                        "split": split, "task": task_index, "k": k + j,
+                        "split": split, "task": trial // J, "k": k + j,
                         "episode": trial % J, "return": float(episodes.returns[trial, j]),
                         "length": int(episodes.lengths[trial, j]),
                         "terminated": bool(episodes.terminated[trial, j]),
-                        "diverged": bool(episodes.diverged[trial, j]), **params})
+                        "diverged": bool(episodes.diverged[trial, j]),
+                        **{OUTCOME_PREFIX + name: bool(flags[trial, j])
+                           for name, flags in episodes.outcomes.items()},
+                        **params[trial // J]})
             k += size
             if on_block is not None:
                 on_block(M * J * size)

@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
 
+from fewshot.provenance import provenance
+
 CHECKPOINT = "checkpoint.pt"
 MANIFEST = "manifest.json"
-PACKAGES = ("fewshot", "torch", "numpy", "gymnasium", "mujoco", "scipy")
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -79,30 +76,6 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
                          f"{error}") from error
 
 
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def git_revision() -> str:
-    """The source tree's git revision (with '+dirty' for local changes), or 'unknown'."""
-    here = Path(__file__).resolve().parent
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return rev + ("+dirty" if dirty.strip() else "")
-
-
 def write_manifest(run_dir: Path, **fields: Any) -> None:
-    manifest = {"command": sys.argv, "versions": package_versions(),
-                "git_revision": git_revision(), "machine": platform.platform(), **fields}
+    manifest = {**provenance(), **fields}
     atomic_write_text(Path(run_dir) / MANIFEST, json.dumps(manifest, indent=2) + "\n")

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fewshot.config import MAMLConfig
-from fewshot.optim import backtracking_line_search, conjugate_gradient
-from fewshot.policy import GaussianMLP, Params, distribution, kl_divergence, log_prob
-from fewshot.returns import masked_mean
-from fewshot.sampler import Batch
+from fewshot.algos.maml.config import MAMLConfig
+from fewshot.collect import Batch
+from fewshot.maths.optim import backtracking_line_search, conjugate_gradient
+from fewshot.maths.returns import masked_mean
+from fewshot.nn.policy import GaussianMLP, Params, distribution, kl_divergence, log_prob
 
 INNER_LR_PREFIX = "inner_lr."
 
@@ -32,7 +32,7 @@ def inner_loss(policy: nn.Module, params: Mapping[str, torch.Tensor],
                episodes: Batch) -> torch.Tensor:
     """-mean over valid steps of log pi_params(a|s) * advantage."""
     mean, log_std = distribution(policy, params, episodes.obs_TNO)
-    logp = log_prob(mean, log_std, episodes.act_TNA)
+    logp = log_prob(mean, log_std, episodes.act_TN)
     return -masked_mean(logp * episodes.adv_TN, episodes.valid_TN)
 
 
@@ -88,7 +88,7 @@ def outer_terms(policy: nn.Module, adapted: Sequence[Mapping[str, torch.Tensor]]
     for k, params in enumerate(adapted):
         episodes = post.task(k)
         mean, log_std = distribution(policy, params, episodes.obs_TNO)
-        ratio = torch.exp(log_prob(mean, log_std, episodes.act_TNA) - episodes.logp_TN)
+        ratio = torch.exp(log_prob(mean, log_std, episodes.act_TN) - episodes.logp_TN)
         adv = episodes.adv_TN
         surrogates.append(masked_mean(ratio * adv, episodes.valid_TN))
         if clip > 0:

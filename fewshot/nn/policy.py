@@ -1,4 +1,5 @@
-"""Gaussian MLP policy, run with explicit parameters; and the Gaussian maths every learner uses.
+"""Policies: MLPs, the Gaussian MLP run with explicit parameters, and the Gaussian maths
+every learner uses (log-probability, KL, sampling).
 
 Adapted parameters are a dict[str, Tensor] passed to `torch.func.functional_call`, never
 module state: `policy(obs)` uses the module's own parameters, `distribution(policy,
@@ -7,6 +8,7 @@ params, obs)` any others (a task's adapted ones, a line-search candidate).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -21,6 +23,20 @@ LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 
+def mlp(sizes: Sequence[int], activation: str = "tanh") -> nn.Sequential:
+    """Linear layers of the given widths [in, hidden..., out], `activation` between them
+    (none after the last). Parameter names: 0.weight, 0.bias, 2.weight, ..."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    if len(sizes) < 2 or any(s < 1 for s in sizes):
+        raise ValueError(f"mlp: need at least two sizes, each >= 1, got {list(sizes)}")
+    layers: list[nn.Module] = []
+    for width, out in itertools.pairwise(sizes[:-1]):
+        layers += [nn.Linear(width, out), ACTIVATIONS[activation]()]
+    layers.append(nn.Linear(sizes[-2], sizes[-1]))
+    return nn.Sequential(*layers)
+
+
 class GaussianMLP(nn.Module):
     """a ~ N(mean(obs), diag(exp(log_std))^2): tanh (or ReLU) hidden layers, a linear mean
     head and a state-independent learnable log-std, one per action dimension."""
@@ -32,16 +48,7 @@ class GaussianMLP(nn.Module):
         if obs_size < 1 or action_size < 1 or any(h < 1 for h in hidden_sizes):
             raise ValueError(f"GaussianMLP: sizes must be >= 1, got obs_size={obs_size}, "
                              f"action_size={action_size}, hidden_sizes={list(hidden_sizes)}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"GaussianMLP: activation must be one of {sorted(ACTIVATIONS)}, "
-                             f"got {activation!r}")
-        layers: list[nn.Module] = []
-        width = obs_size
-        for hidden in hidden_sizes:
-            layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
-            width = hidden
-        layers.append(nn.Linear(width, action_size))
-        self.mean = nn.Sequential(*layers)
+        self.mean = mlp([obs_size, *hidden_sizes, action_size], activation)
         self.log_std = nn.Parameter(torch.full((action_size,), float(init_log_std)))
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

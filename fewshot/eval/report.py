@@ -14,22 +14,27 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from fewshot import stats
-from fewshot.records import Records
+from fewshot.eval import stats
+from fewshot.eval.records import OUTCOME_PREFIX, Records
 
 SPLIT_STYLE = {"train": "tab:gray", "test-id": "tab:blue", "test-ood": "tab:red"}
 
 
 def curve(records: Records, split: str) -> list[dict[str, Any]]:
-    """One entry per k: mean and IQM of the task scores with their intervals."""
+    """One entry per k: mean and IQM of the task scores with their intervals, and the
+    rate of each outcome (a task's rate: the share of its episodes with the outcome)."""
     rows = records.where(split=split)
     points = []
     for k in sorted(rows.unique("k")):
-        strata = list(rows.where(k=k).task_scores().values())
+        at_k = rows.where(k=k)
+        strata = list(at_k.task_scores().values())
         points.append({"k": int(k), "runs": len(strata), "tasks": int(strata[0].size),
                        "mean": stats.estimate(strata, stats.mean, seed=k).as_dict(),
                        "iqm": stats.estimate(strata, stats.iqm, seed=k).as_dict(),
-                       "per_run_mean": stats.per_run(strata)})
+                       "per_run_mean": stats.per_run(strata),
+                       "outcomes": {name: stats.estimate(
+                           list(at_k.task_scores(OUTCOME_PREFIX + name).values()),
+                           stats.mean, seed=k).as_dict() for name in records.outcomes}})
     return points
 
 
@@ -41,6 +46,16 @@ def adaptation_gain(records: Records, split: str) -> dict[str, Any]:
     after = rows.where(k=last).task_scores()
     strata = [after[run] - before[run] for run in before]
     return {"k": int(last), **stats.estimate(strata, stats.mean).as_dict()}
+
+
+def trial_return(records: Records, split: str) -> dict[str, Any]:
+    """The return of a whole trial, R(0) + ... + R(K), per task (mean over its trials),
+    averaged, with its interval: what a learner earns over K + 1 episodes (a bandit's
+    total reward)."""
+    rows = records.where(split=split)
+    episodes = len(rows.unique("k"))
+    strata = [score * episodes for score in rows.task_scores().values()]
+    return {"episodes": episodes, **stats.estimate(strata, stats.mean).as_dict()}
 
 
 def generalization_gap(records: Records) -> list[dict[str, Any]]:
@@ -66,7 +81,8 @@ def summarize(records: Records) -> dict[str, Any]:
             "episodes": len(rows),
             "diverged_fraction": float(rows["diverged"].mean()),
             "splits": {split: {"curve": curve(rows, split),
-                               "adaptation_gain": adaptation_gain(rows, split)}
+                               "adaptation_gain": adaptation_gain(rows, split),
+                               "trial_return": trial_return(rows, split)}
                        for split in splits}}
         if {"test-id", "test-ood"} <= set(splits):
             entry["generalization_gap"] = generalization_gap(rows)
@@ -74,8 +90,8 @@ def summarize(records: Records) -> dict[str, Any]:
     return summary
 
 
-def _interval(e: dict[str, float]) -> str:
-    return f"{e['value']:.1f} [{e['low']:.1f}, {e['high']:.1f}]"
+def _interval(e: dict[str, float], digits: int = 1) -> str:
+    return f"{e['value']:.{digits}f} [{e['low']:.{digits}f}, {e['high']:.{digits}f}]"
 
 
 def markdown_table(summary: dict[str, Any]) -> str:
@@ -104,7 +120,23 @@ def markdown_table(summary: dict[str, Any]) -> str:
         runs = entry["runs"]
         lines += [f"- {len(runs)} run(s): {', '.join(runs)}; {entry['episodes']} episodes, "
                   f"{100 * entry['diverged_fraction']:.1f}% diverged", ""]
+        lines += _outcome_rows(entry, splits, points)
     return "\n".join(lines)
+
+
+def _outcome_rows(entry: dict[str, Any], splits: list[str],
+                  points: dict[str, dict[int, dict[str, Any]]]) -> list[str]:
+    """The outcome rates of one learner: a table per outcome, k by split."""
+    names = list(next(iter(points[splits[0]].values()))["outcomes"])
+    lines = []
+    for name in names:
+        lines += [f"Rate of `{name}` [95% CI]:", "",
+                  "| k | " + " | ".join(splits) + " |", "|---|" + "---|" * len(splits)]
+        for k in sorted(points[splits[0]]):
+            cells = [_interval(points[s][k]["outcomes"][name], 2) for s in splits]
+            lines.append(f"| {k} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def headline_table(summary: dict[str, Any]) -> str:
@@ -118,6 +150,27 @@ def headline_table(summary: dict[str, Any]) -> str:
         for split in splits:
             points = {p["k"]: p for p in entry["splits"][split]["curve"]}
             cells += [_interval(points[0]["mean"]), _interval(points[last]["mean"])]
+        lines.append(f"| {learner} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def outcome_table(summary: dict[str, Any]) -> str:
+    """Per learner and split: each outcome's rate at k = 0 and at the last k, with 95%
+    CIs; empty when the family declares no outcomes."""
+    first = next(iter(summary.values()))
+    splits = list(first["splits"])
+    points = first["splits"][splits[0]]["curve"]
+    names, last = list(points[0]["outcomes"]), max(p["k"] for p in points)
+    if not names:
+        return ""
+    header = "| learner | " + " | ".join(f"{s} {n} k=0 | {s} {n} k={last}"
+                                          for s in splits for n in names) + " |"
+    lines = [header, "|---|" + "---|---|" * len(splits) * len(names)]
+    for learner, entry in summary.items():
+        cells = []
+        for split in splits:
+            at = {p["k"]: p for p in entry["splits"][split]["curve"]}
+            cells += [_interval(at[k]["outcomes"][n], 2) for n in names for k in (0, last)]
         lines.append(f"| {learner} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

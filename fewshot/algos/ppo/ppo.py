@@ -1,6 +1,6 @@
 """PPO over trials (learner stage of the data flow): RL² and the multi-task baselines.
 
-- `rl2`: a recurrent actor-critic, trials of `ppo.episodes_per_trial` episodes of one
+- `rl2`: a recurrent actor-critic, trials of `rl2.episodes_per_trial` episodes of one
   task; it adapts through its memory.
 - `ppo`: a Markov actor-critic, trials of one episode (`episodes_per_task` per task):
   the non-adaptive, domain-randomized baseline.
@@ -10,7 +10,7 @@ Each trial is one sequence: GAE runs over the whole trial, so value estimates ar
 bootstrapped across the episode boundaries inside it (the agent's objective is the
 trial's return) and only the trial's end is final. Updates replay every trial from a
 zero hidden state (back-propagation through the whole trial), in minibatches of trials;
-with `ppo.bptt_window` W, windows of W steps from the hidden states the sampler had
+with `rl2.bptt_window` W, windows of W steps from the hidden states the sampler had
 there (truncated back-propagation), in minibatches of windows.
 """
 
@@ -21,13 +21,13 @@ import copy
 import torch
 from torch import nn
 
-from fewshot.actor_critic import ActorCritic, MarkovActorCritic, RecurrentActorCritic
-from fewshot.config import PPOConfig, TrainConfig
-from fewshot.returns import ReturnScale, discounted_returns, gae, masked_mean, normalize
-from fewshot.trial_sampler import TrialBatch
+from fewshot.algos.ppo.config import PPOSettings
+from fewshot.collect import Batch
+from fewshot.maths.returns import ReturnScale, discounted_returns, gae, masked_mean, normalize
+from fewshot.nn.actor_critic import ActorCritic
 
 
-def trial_advantages(batch: TrialBatch, *, gamma: float, gae_lambda: float,
+def trial_advantages(batch: Batch, *, gamma: float, gae_lambda: float,
                      reward_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """GAE over each trial as one sequence, and the value targets (advantage + value), of
     the rewards divided by `reward_scale` (the critic's values are in those units).
@@ -35,7 +35,7 @@ def trial_advantages(batch: TrialBatch, *, gamma: float, gae_lambda: float,
     `valid_TN` marks the whole trial, so an episode's end inside it is not a cut: the
     value after it is the value at the next episode's first step.
     """
-    value_TN = batch.value_TN.double()
+    value_TN = batch.extras["value"].double()
     adv_TN = gae(batch.rew_TN.double() / reward_scale, value_TN, batch.valid_TN, gamma,
                  gae_lambda)
     return adv_TN, (adv_TN + value_TN) * batch.valid_TN
@@ -67,32 +67,31 @@ def replay_sequences(steps_TN: dict[str, torch.Tensor], state_TNH: torch.Tensor,
 
 
 class PPO:
-    """A PPO learner over trials: its actor-critic and the update."""
+    """A PPO learner over trials: its actor-critic and the update. `bptt_window` is
+    RL²'s truncated back-propagation (0: whole trials)."""
 
-    def __init__(self, *, policy: ActorCritic, config: PPOConfig, gamma: float,
-                 gae_lambda: float, normalize_advantages: bool) -> None:
+    def __init__(self, *, policy: ActorCritic, config: PPOSettings,
+                 bptt_window: int = 0) -> None:
         self.policy = policy
         self.config = config
-        self.gamma, self.gae_lambda = gamma, gae_lambda
-        self.normalize_advantages = normalize_advantages
+        self.bptt_window = bptt_window
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
         self.return_scale = ReturnScale()
 
-    def update(self, batch: TrialBatch, generator: torch.Generator) -> dict[str, float]:
+    def update(self, batch: Batch, generator: torch.Generator) -> dict[str, float]:
         """PPO epochs over minibatches of trials (or windows); `generator` orders them."""
         cfg = self.config
         if cfg.scale_rewards:
             self.return_scale.update(discounted_returns(batch.rew_TN.double(), batch.valid_TN,
-                                                        self.gamma), batch.valid_TN)
-        adv_TN, target_TN = trial_advantages(batch, gamma=self.gamma,
-                                             gae_lambda=self.gae_lambda,
+                                                        cfg.gamma), batch.valid_TN)
+        adv_TN, target_TN = trial_advantages(batch, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
                                              reward_scale=self.return_scale.std)
-        if self.normalize_advantages:
+        if cfg.normalize_advantages:
             adv_TN = normalize(adv_TN, batch.valid_TN)
         sequences, start_MH = replay_sequences(
-            {"inputs": batch.inputs_TNI, "act": batch.act_TN, "logp": batch.logp_TN,
+            {"inputs": batch.extras["inputs"], "act": batch.act_TN, "logp": batch.logp_TN,
              "valid": batch.valid_TN, "adv": adv_TN.float(), "target": target_TN.float()},
-            batch.state_TNH, window=cfg.bptt_window)
+            batch.extras["state"], window=self.bptt_window)
         M = start_MH.shape[0]
         size = max(1, M // cfg.minibatches)
         sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0,
@@ -139,8 +138,8 @@ class PPO:
     def copy_for_finetuning(self) -> PPO:
         """The same policy and reward scale (the critic's values are in its units), a new
         optimizer: what fine-tuning on one task's episodes starts from."""
-        copied = PPO(policy=copy.deepcopy(self.policy), config=self.config, gamma=self.gamma,
-                     gae_lambda=self.gae_lambda, normalize_advantages=self.normalize_advantages)
+        copied = PPO(policy=copy.deepcopy(self.policy), config=self.config,
+                     bptt_window=self.bptt_window)
         copied.return_scale.load_state_dict(self.return_scale.state_dict())
         return copied
 
@@ -154,21 +153,3 @@ class PPO:
         if self.config.scale_rewards:  # runs made before reward scaling have no scale
             self.return_scale.load_state_dict(state["return_scale"])
 
-
-PPO_ALGOS = ("rl2", "ppo", "oracle")
-
-
-def build_ppo(config: TrainConfig, *, obs_size: int, action_size: int, discrete: bool,
-              task_size: int) -> PPO:
-    """The learner `config.algo` describes (seed torch first for reproducible weights)."""
-    if config.algo == "rl2":
-        policy: ActorCritic = RecurrentActorCritic(
-            obs_size=obs_size, action_size=action_size, discrete=discrete,
-            hidden_size=config.ppo.hidden_size, init_log_std=config.init_log_std)
-    else:
-        policy = MarkovActorCritic(
-            obs_size=obs_size, action_size=action_size, discrete=discrete,
-            hidden_sizes=config.hidden_sizes, init_log_std=config.init_log_std,
-            task_size=task_size if config.algo == "oracle" else 0)
-    return PPO(policy=policy, config=config.ppo, gamma=config.gamma,
-               gae_lambda=config.gae_lambda, normalize_advantages=config.normalize_advantages)

@@ -8,7 +8,7 @@ task's parameters; each uses what it is allowed to see:
   discrete), previous reward, new-episode flag]. Its memory is its only way to adapt. The
   hidden state ([N, H]) goes in and out explicitly; it is zero at the start of a trial
   and never reset inside one.
-- `MarkovActorCritic` (multi-task PPO): MLPs of the observation only. With
+- `MarkovActorCritic` (multi-task PPO): MLPs (tanh or ReLU) of the observation only. With
   `sees_task=True` (the oracle) the task's parameters are appended to it.
 
 Heads: action logits (discrete) or a Gaussian mean with a state-independent log-std.
@@ -16,14 +16,13 @@ Heads: action logits (discrete) or a Gaussian mean with a state-independent log-
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from fewshot.policy import log_prob, sample_action
+from fewshot.nn.policy import log_prob, mlp, sample_action
 
 LOG_2PI_E = math.log(2.0 * math.pi * math.e)
 
@@ -103,14 +102,6 @@ class RecurrentActorCritic(ActorCritic):
         return self.policy_head(out_TNH), self.value_head(out_TNH)[..., 0], h_1NH[0]
 
 
-def _mlp(sizes: Sequence[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in itertools.pairwise(sizes[:-1]):
-        layers += [nn.Linear(a, b), nn.Tanh()]
-    layers.append(nn.Linear(sizes[-2], sizes[-1]))
-    return nn.Sequential(*layers)
-
-
 class MarkovActorCritic(ActorCritic):
     """Multi-task PPO's policy: actor and critic MLPs of the observation (and, for the
     oracle, of the task's parameters). No memory: the 'hidden state' is empty."""
@@ -119,15 +110,15 @@ class MarkovActorCritic(ActorCritic):
 
     def __init__(self, *, obs_size: int, action_size: int, discrete: bool,
                  hidden_sizes: Sequence[int] = (64, 64), task_size: int = 0,
-                 init_log_std: float = 0.0) -> None:
+                 init_log_std: float = 0.0, activation: str = "tanh") -> None:
         super().__init__()
         _check_sizes("MarkovActorCritic", obs_size=obs_size, action_size=action_size,
                      hidden=min(hidden_sizes, default=0))
         self._init_head(action_size=action_size, discrete=discrete, init_log_std=init_log_std)
         self.sees_task = task_size > 0
         self.input_size = obs_size + task_size
-        self.actor = _mlp([self.input_size, *hidden_sizes, action_size])
-        self.critic = _mlp([self.input_size, *hidden_sizes, 1])
+        self.actor = mlp([self.input_size, *hidden_sizes, action_size], activation)
+        self.critic = mlp([self.input_size, *hidden_sizes, 1], activation)
 
     def initial_state(self, n: int) -> torch.Tensor:
         return torch.zeros(n, 0, dtype=self.actor[0].weight.dtype)

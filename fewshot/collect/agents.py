@@ -1,0 +1,125 @@
+"""Agents the collector runs: a Gaussian policy with per-task parameters, an actor-critic
+with memory (or without), and uniform random actions.
+
+Each one fixes its randomness from the seed `begin` gets, with a torch.Generator that
+draws one batch of noise per step, so a collection is a pure function of its seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from fewshot.collect.collector import Action, Trials
+from fewshot.collect.spec import EnvSpec
+from fewshot.nn.actor_critic import ActorCritic
+from fewshot.nn.policy import distribution, log_prob, sample_action
+
+
+class GaussianAgent:
+    """A Gaussian policy run with explicit parameters: `params[k]` acts for the trials of
+    task k (the collector's columns k*J .. (k+1)*J - 1). One shared parameter set is
+    evaluated once; K distinct sets are evaluated together with vmap."""
+
+    def __init__(self, policy: nn.Module,
+                 params: Sequence[Mapping[str, torch.Tensor]]) -> None:
+        self.policy, self.params = policy, list(params)
+        self.dtype = next(policy.parameters()).dtype
+        self.discrete = False
+        self.generator = torch.Generator()
+
+    def begin(self, trials: Trials, seed: int) -> None:
+        if len(self.params) not in (1, trials.num_tasks):
+            raise ValueError(f"GaussianAgent: {len(self.params)} parameter sets for "
+                             f"{trials.num_tasks} tasks; give one set, or one per task")
+        self.generator.manual_seed(seed)
+
+    def act(self, obs_NO: torch.Tensor) -> Action:
+        mean_NA, log_std_NA = per_task_distribution(self.policy, self.params, obs_NO)
+        act_NA = sample_action(mean_NA, log_std_NA, self.generator)
+        return Action(act_NA, log_prob(mean_NA, log_std_NA, act_NA))
+
+    def observe(self, act: torch.Tensor, rew_N: np.ndarray, ended_N: np.ndarray,
+                valid_N: np.ndarray) -> None:
+        pass
+
+
+def per_task_distribution(policy: nn.Module, params: Sequence[Mapping[str, torch.Tensor]],
+                          obs_NO: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean [N, A] and log-std [N, A]; rows k*J .. (k+1)*J - 1 from params[k]."""
+    if all(p is params[0] for p in params):
+        mean_NA, log_std_A = distribution(policy, params[0], obs_NO)
+        return mean_NA, log_std_A.expand_as(mean_NA)
+    K = len(params)
+    stacked = {name: torch.stack([p[name] for p in params]) for name in params[0]}
+    mean_KJA, log_std_KA = torch.func.vmap(
+        lambda p, o: distribution(policy, p, o))(stacked, obs_NO.reshape(K, -1,
+                                                                         obs_NO.shape[-1]))
+    J = mean_KJA.shape[1]
+    mean_NA = mean_KJA.reshape(K * J, -1)
+    return mean_NA, log_std_KA[:, None, :].expand(K, J, -1).reshape(K * J, -1)
+
+
+class ActorCriticAgent:
+    """An actor-critic over trials (RL²'s recurrent one, or a Markov one). Each step it
+    records the policy's input, its hidden state before the step and the critic's value
+    (extras "inputs", "state", "value"), which a PPO update replays."""
+
+    def __init__(self, policy: ActorCritic) -> None:
+        self.policy = policy
+        self.dtype = next(policy.parameters()).dtype
+        self.discrete = policy.discrete
+        self.generator = torch.Generator()
+
+    def begin(self, trials: Trials, seed: int) -> None:
+        num_trials = trials.num_trials
+        self.generator.manual_seed(seed)
+        self.task_NP = trials.task_NP
+        self.hidden_NH = self.policy.initial_state(num_trials)
+        self.prev_act = (torch.zeros(num_trials, dtype=torch.long) if self.policy.discrete
+                         else torch.zeros(num_trials, self.policy.action_size))
+        self.prev_rew_N = torch.zeros(num_trials)
+        self.new_episode_N = torch.ones(num_trials)
+
+    def act(self, obs_NO: torch.Tensor) -> Action:
+        policy = self.policy
+        x_NI = policy.inputs(obs_NO, self.prev_act, self.prev_rew_N, self.new_episode_N,
+                             self.task_NP)
+        state_NH = self.hidden_NH
+        head_1NA, value_1N, self.hidden_NH = policy(x_NI[None], state_NH)
+        act = policy.sample(head_1NA[0], self.generator)
+        return Action(act, policy.log_prob(head_1NA[0], act),
+                      {"inputs": x_NI, "state": state_NH, "value": value_1N[0]})
+
+    def observe(self, act: torch.Tensor, rew_N: np.ndarray, ended_N: np.ndarray,
+                valid_N: np.ndarray) -> None:
+        self.prev_act = act
+        self.prev_rew_N = torch.as_tensor(rew_N, dtype=torch.float32)
+        self.new_episode_N = torch.as_tensor(ended_N, dtype=torch.float32)
+
+
+class UniformAgent:
+    """Uniform random actions: choices, or actions uniform in [-1, 1] (the env's box)."""
+
+    dtype = torch.float64
+
+    def __init__(self, spec: EnvSpec) -> None:
+        self.spec = spec
+        self.discrete = spec.discrete
+        self.generator = torch.Generator()
+
+    def begin(self, trials: Trials, seed: int) -> None:
+        self.generator.manual_seed(seed)
+
+    def act(self, obs_NO: torch.Tensor) -> Action:
+        N, size = obs_NO.shape[0], self.spec.action_size
+        if self.spec.discrete:
+            return Action(torch.randint(0, size, (N,), generator=self.generator))
+        return Action(2 * torch.rand(N, size, generator=self.generator) - 1)
+
+    def observe(self, act: torch.Tensor, rew_N: np.ndarray, ended_N: np.ndarray,
+                valid_N: np.ndarray) -> None:
+        pass

@@ -1,0 +1,94 @@
+"""Task sets: the named lists of tasks the harness scores a learner on.
+
+A set is either a family's declared split frozen from a seed (test-id, test-ood; see
+`harness.freeze_tasks`) or a set of the user's own, read from JSON:
+
+    {"family": "point-nav",
+     "sets": {"near-origin": [{"goal_x": 0.05, "goal_y": 0.0}, ...],
+              "test-ood": [{"goal_x": 0.9, "goal_y": -0.8}]}}
+
+(an evaluation's tasks.json, whose key is "splits", is read the same way). Every task is
+checked against the family's parameter space; a set that takes a declared split's name
+must lie in that split's region (a training task filed as test-ood is refused); any
+other name is free.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+DECLARED_CODES = {"train": 0, "test-id": 1, "test-ood": 2}
+
+
+def set_code(name: str) -> int:
+    """The integer a set's seeds derive from: 0, 1, 2 for the declared splits (as always),
+    a stable hash of the name for any other set."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a task set's name must be a non-empty string, got {name!r}")
+    return DECLARED_CODES.get(name, 1000 + zlib.crc32(name.encode()))
+
+
+def check_task_sets(family: Any, task_sets: Mapping[str, Sequence[Any]]) -> None:
+    """Raise ValueError unless every set is non-empty, every task is the family's, and a
+    set named after a declared split lies in that split."""
+    if not task_sets:
+        raise ValueError("no task sets to evaluate on: name a split or give a task set")
+    for name, task_list in task_sets.items():
+        set_code(name)
+        if not task_list:
+            raise ValueError(f"task set {name!r} is empty")
+        for i, task in enumerate(task_list):
+            try:
+                family.check_task(task)
+            except ValueError as error:
+                raise ValueError(f"task set {name!r}, task {i}: {error}") from error
+            if name in family.splits and name not in family.split_of(task):
+                raise ValueError(
+                    f"task set {name!r}, task {i} ({family.describe(task)}) lies outside "
+                    f"{family.name!r}'s declared {name} split (it is in "
+                    f"{family.split_of(task) or 'no declared split'}); rename the set to "
+                    "evaluate on it anyway")
+
+
+def task_sets_from_json(family: Any, data: Any, *, source: str) -> dict[str, list[Any]]:
+    """Task sets from parsed JSON ({"family": ..., "sets": {name: [task, ...]}})."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{source}: a task-set file is a JSON object with \"sets\", got "
+                         f"{type(data).__name__}")
+    unknown = sorted(set(data) - {"family", "sets", "splits", "seed"})
+    if unknown:
+        raise ValueError(f"{source}: unknown keys {unknown}; a task-set file has "
+                         "\"family\" and \"sets\"")
+    if "family" in data and data["family"] != family.name:
+        raise ValueError(f"{source}: its tasks are of family {data['family']!r}, the run's "
+                         f"family is {family.name!r}")
+    sets = data.get("sets", data.get("splits"))
+    if not isinstance(sets, Mapping) or not sets:
+        raise ValueError(f"{source}: \"sets\" must map set names to lists of tasks")
+    task_sets: dict[str, list[Any]] = {}
+    for name, entries in sets.items():
+        if not isinstance(entries, list):
+            raise ValueError(f"{source}: set {name!r} must be a list of tasks, got "
+                             f"{type(entries).__name__}")
+        try:
+            task_sets[name] = [family.task_from_dict(entry) for entry in entries]
+        except ValueError as error:
+            raise ValueError(f"{source}: set {name!r}: {error}") from error
+    check_task_sets(family, task_sets)
+    return task_sets
+
+
+def load_task_sets(family: Any, path: Path) -> dict[str, list[Any]]:
+    """Task sets from a JSON file; errors name the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no task-set file at {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a JSON task-set file: {error}") from error
+    return task_sets_from_json(family, data, source=str(path))

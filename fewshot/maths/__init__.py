@@ -1,0 +1,1 @@
+"""Core maths as pure functions: returns, advantages, baselines, trust-region steps."""

@@ -1,0 +1,1 @@
+"""Networks: policies run with explicit parameters, actor-critics and ensembles."""

@@ -1,0 +1,1 @@
+"""Run folders: configuration, training driver, checkpoints and metrics."""
