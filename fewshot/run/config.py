@@ -128,7 +128,9 @@ def from_dict(values: Any, *, source: str = "config") -> RunConfig:
     values = migrate(values)
     values.pop("version", None)
     common = {k: values.pop(k) for k in COMMON if k in values}
-    plugins.load(common.get("imports", []))  # their algorithms may name the sections
+    imports = common.get("imports", [])
+    require(isinstance(imports, list), "imports", "a list of module names", imports)
+    plugins.load(imports)  # their algorithms may name the sections
     algo = common.get("algo", RunConfig.algo)
     if algo not in registry.names():
         raise ConfigError("algo", f"one of {registry.names()}", algo)
