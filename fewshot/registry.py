@@ -48,7 +48,8 @@ class Trainer(Protocol):
     `collect` (sampling, and any adaptation) then `update`. Both return metrics rows."""
 
     env_steps: int
-    """Env-steps taken so far (restored from checkpoints by the driver)."""
+    """Env-steps of the episodes collected so far (the valid steps of its batches); the
+    driver saves it in checkpoints and sets it again on resume."""
 
     def collect(self, iteration: int) -> tuple[Any, dict[str, float]]: ...
 
@@ -105,58 +106,66 @@ class Reference:
     doc: str = ""
 
 
-_algorithms: dict[str, Algorithm] = {}
-_references: dict[str, Reference] = {}
+class _Named:
+    """Registered things of one kind, by name."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind, self.entries = kind, {}
+
+    def add(self, name: str, entry: Any) -> Any:
+        _load_builtins()
+        if name in self.entries:
+            raise ValueError(f"{self.kind} named {name!r} is already registered")
+        self.entries[name] = entry
+        return entry
+
+    def get(self, name: str) -> Any:
+        _load_builtins()
+        if name not in self.entries:
+            raise ValueError(f"unknown {self.kind} {name!r}; known: {self.names()}")
+        return self.entries[name]
+
+    def names(self) -> list[str]:
+        _load_builtins()
+        return list(self.entries)
+
+
+_algorithms = _Named("algorithm")
+_references = _Named("reference learner")
 BUILTIN_MODULES = ("fewshot.algos", "fewshot.references")
 
 
 def register(algorithm: Algorithm) -> Algorithm:
     """Add an algorithm; its name must be new."""
-    _load_builtins()
     if not isinstance(algorithm, Algorithm):
         raise ValueError(f"register takes an Algorithm, got {type(algorithm).__name__}")
-    if algorithm.name in _algorithms:
-        raise ValueError(f"an algorithm named {algorithm.name!r} is already registered")
-    _algorithms[algorithm.name] = algorithm
-    return algorithm
+    return _algorithms.add(algorithm.name, algorithm)
 
 
 def get(name: str) -> Algorithm:
-    _load_builtins()
-    if name not in _algorithms:
-        raise ValueError(f"unknown algorithm {name!r}; known algorithms: {names()}")
-    return _algorithms[name]
+    return _algorithms.get(name)
 
 
 def names() -> list[str]:
-    _load_builtins()
-    return list(_algorithms)
+    return _algorithms.names()
 
 
 def register_reference(reference: Reference) -> Reference:
-    _load_builtins()
-    if reference.name in _references:
-        raise ValueError(f"a reference learner named {reference.name!r} is already "
-                         "registered")
-    _references[reference.name] = reference
-    return reference
+    if not isinstance(reference, Reference):
+        raise ValueError(f"register_reference takes a Reference, got "
+                         f"{type(reference).__name__}")
+    return _references.add(reference.name, reference)
 
 
 def reference(name: str) -> Reference:
-    _load_builtins()
-    if name not in _references:
-        raise ValueError(f"unknown reference learner {name!r}; known: {reference_names()}")
-    return _references[name]
+    return _references.get(name)
 
 
 def reference_names() -> list[str]:
-    _load_builtins()
-    return list(_references)
+    return _references.names()
 
 
 _loading = False
-
-
 def _load_builtins() -> None:
     """Import the built-in algorithms and references once (they register themselves)."""
     global _loading

@@ -54,14 +54,7 @@ class MAMLTrainer:
         self.collector = Collector(family=context.family,
                                    num_envs=config.meta_batch_size * config.episodes_per_task,
                                    horizon=context.horizon, nthread=context.nthread)
-
-    @property
-    def env_steps(self) -> int:
-        return self.collector.env_steps
-
-    @env_steps.setter
-    def env_steps(self, value: int) -> None:
-        self.collector.env_steps = value
+        self.env_steps = 0  # steps of the episodes collected (restored on resume)
 
     def collect(self, iteration: int) -> tuple[list[Batch], dict[str, float]]:
         config, seed = self.config, self.context.seed
@@ -72,6 +65,7 @@ class MAMLTrainer:
             self.learner, self.collector, tasks, config=config, num_steps=steps,
             seeds=[derived_seed(seed, iteration, phase) for phase in range(steps + 1)],
             episodes_per_task=config.episodes_per_task)
+        self.env_steps += sum(int(b.valid_TN.sum()) for b in batches)
         return batches, {f"return_step{i}": b.mean_return() for i, b in enumerate(batches)}
 
     def update(self, batches: list[Batch], iteration: int) -> dict[str, float]:

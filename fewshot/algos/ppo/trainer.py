@@ -37,14 +37,7 @@ class PPOTrainer:
         self.collector = Collector(family=context.family,
                                    num_envs=config.meta_batch_size * self.trials_per_task,
                                    horizon=context.horizon, nthread=context.nthread)
-
-    @property
-    def env_steps(self) -> int:
-        return self.collector.env_steps
-
-    @env_steps.setter
-    def env_steps(self, value: int) -> None:
-        self.collector.env_steps = value
+        self.env_steps = 0  # steps of the episodes collected (restored on resume)
 
     def collect(self, iteration: int) -> tuple[Batch, dict[str, float]]:
         seed = self.context.seed
@@ -54,6 +47,7 @@ class PPOTrainer:
                                        trials_per_task=self.trials_per_task,
                                        episodes_per_trial=self.episodes_per_trial,
                                        seed=derived_seed(seed, iteration, 0))
+        self.env_steps += int(batch.valid_TN.sum())
         returns_E = batch.episode_returns().mean(0)
         row = {"return_episode0": float(returns_E[0])}
         if len(returns_E) > 1:
