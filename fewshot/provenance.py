@@ -40,8 +40,26 @@ def git_revision() -> str:
 
 
 def cpus() -> int:
+    """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
         os.cpu_count() or 1)
+
+
+def machine() -> dict[str, Any]:
+    """Platform, CPU model, usable cores and memory."""
+    model = ""
+    try:
+        model = next((line.split(":", 1)[1].strip() for line in
+                      Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), "")
+    except OSError:
+        pass
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        memory = None
+    return {"platform": platform.platform(), "cpu_model": model, "cpus": cpus(),
+            "cpu_count": os.cpu_count(), "memory_bytes": memory}
 
 
 def other_load(seconds: float = 0.5) -> dict[str, Any]:
@@ -82,7 +100,7 @@ def provenance(*, load_seconds: float = 0.0) -> dict[str, Any]:
     """The provenance block; `load_seconds` > 0 also samples other processes' CPU use."""
     return {"command": [sys.executable, *sys.argv],
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "machine": {"platform": platform.platform(), "cpus": cpus()},
+            "machine": machine(),
             "versions": package_versions(),
             "git_revision": git_revision(),
             "load": other_load(load_seconds) if load_seconds > 0 else

@@ -130,17 +130,17 @@ class TaskFamily:
         """Draw n tasks uniformly from a split's region.
 
         cover=True (for frozen evaluation sets): when the split has discrete parameters,
-        the region's boxes get their share of the n tasks by proportional stratification,
-        so every discrete value appears once n allows (8 tasks over 4 gaits: 2 each).
-        Splits without discrete parameters are sampled as with cover=False.
+        each combination of their values gets its share of the n tasks by proportional
+        stratification, so every discrete value appears once n allows (8 tasks over 4
+        gaits: 2 each). Splits without discrete parameters are sampled as with cover=False.
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be an integer >= 1, got {n!r}")
         region = self.region(split)
         if not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-        stratify = cover and any(self._param[name].is_discrete for name in region.names)
-        values = region.sample(int(n), self._param, rng, stratify=stratify)
+        discrete = [name for name in region.names if self._param[name].is_discrete]
+        values = region.sample(int(n), self._param, rng, stratify_by=discrete if cover else ())
         return [self.task_from_dict({k: v[i] for k, v in values.items()}) for i in range(n)]
 
     def region(self, split: str) -> Region:

@@ -164,20 +164,19 @@ class Region:
         return any(_boxes_intersect(a, b) for a in self.boxes for b in other.boxes)
 
     def sample(self, n: int, params: Mapping[str, Param], rng: np.random.Generator, *,
-               stratify: bool = False) -> dict[str, np.ndarray]:
+               stratify_by: Sequence[str] = ()) -> dict[str, np.ndarray]:
         """Draw n points uniformly from the region; returns one array [n] per parameter.
 
-        stratify=True: box b gets floor(n p_b) points (p_b its share of the volume) and
-        the remainder goes to distinct boxes drawn by p, in shuffled order; still uniform
-        over the region, but every box is hit once n allows.
+        stratify_by (discrete parameters, a point in every box): the region's strata are
+        its distinct values of these; stratum s gets floor(n p_s) points (p_s its share of
+        the volume) and the remainder goes to distinct strata drawn by p, in shuffled
+        order. Still uniform over the region, but every value (8 tasks over 4 gaits: 2
+        each) is hit once n allows.
         """
         weights = np.array([_volume(box, params) for box in self.boxes])
         share = weights / weights.sum()
-        if stratify:
-            counts = np.floor(n * share).astype(np.int64)
-            extra = rng.choice(len(self.boxes), size=n - counts.sum(), replace=False, p=share)
-            counts += np.bincount(extra, minlength=len(self.boxes))
-            which = rng.permutation(np.repeat(np.arange(len(self.boxes)), counts))
+        if stratify_by:
+            which = self._stratified_boxes(n, share, stratify_by, rng)
         else:
             which = rng.choice(len(self.boxes), size=n, p=share)
         out = {name: np.empty(n) for name in self.names}
@@ -189,6 +188,32 @@ class Region:
                 u = rng.uniform(lo, hi, size=rows.size)
                 out[name][rows] = interval.lo if interval.is_point else param.from_sampling(u)
         return out
+
+
+    def _stratified_boxes(self, n: int, share: np.ndarray, stratify_by: Sequence[str],
+                          rng: np.random.Generator) -> np.ndarray:
+        """Which box each of n points comes from, stratified by the values of `stratify_by`."""
+        keys = []
+        for box in self.boxes:
+            if not all(box[name].is_point for name in stratify_by):
+                raise ValueError(f"stratify_by {list(stratify_by)}: every box must hold a "
+                                 "single value of each")
+            keys.append(tuple(box[name].lo for name in stratify_by))
+        strata = list(dict.fromkeys(keys))
+        stratum_of = np.array([strata.index(key) for key in keys])
+        stratum_share = np.bincount(stratum_of, weights=share, minlength=len(strata))
+        counts = np.floor(n * stratum_share).astype(np.int64)
+        extra = rng.choice(len(strata), size=n - counts.sum(), replace=False, p=stratum_share)
+        counts += np.bincount(extra, minlength=len(strata))
+        which = rng.permutation(np.repeat(np.arange(len(strata)), counts))
+        if len(strata) == len(self.boxes):  # one box per stratum, in box order
+            return which
+        boxes = np.empty(n, dtype=np.int64)
+        for s in range(len(strata)):
+            rows, members = np.flatnonzero(which == s), np.flatnonzero(stratum_of == s)
+            boxes[rows] = rng.choice(members, size=rows.size,
+                                     p=share[members] / share[members].sum())
+        return boxes
 
 
 def _boxes_intersect(a: Box, b: Box) -> bool:

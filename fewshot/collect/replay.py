@@ -40,17 +40,17 @@ class ReplayBuffer:
         if set(transitions) != set(self.storage):
             raise ValueError(f"ReplayBuffer.add: fields {sorted(transitions)}, but the buffer "
                              f"holds {sorted(self.storage)}")
+        for name, x in transitions.items():  # check everything before writing anything
+            if x.shape[1:] != self.storage[name].shape[1:]:
+                raise ValueError(f"ReplayBuffer.add: field {name} has shape "
+                                 f"{tuple(x.shape[1:])} per transition, the buffer "
+                                 f"{tuple(self.storage[name].shape[1:])}")
         count = next(iter(sizes.values()))
         kept = min(count, self.capacity)  # of more than capacity, only the last ones stay
         start = (self.position + count - kept) % self.capacity
         rows = (start + torch.arange(kept)) % self.capacity
         for name, x in transitions.items():
-            stored = self.storage[name]
-            if x.shape[1:] != stored.shape[1:]:
-                raise ValueError(f"ReplayBuffer.add: field {name} has shape "
-                                 f"{tuple(x.shape[1:])} per transition, the buffer "
-                                 f"{tuple(stored.shape[1:])}")
-            stored[rows] = x[count - kept:].to(stored.dtype)
+            self.storage[name][rows] = x[count - kept:].to(self.storage[name].dtype)
         self.position = int((self.position + count) % self.capacity)
         self.size = min(self.size + count, self.capacity)
 

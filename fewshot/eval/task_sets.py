@@ -59,13 +59,17 @@ def task_sets_from_json(family: Any, data: Any, *, source: str) -> dict[str, lis
     if not isinstance(data, Mapping):
         raise ValueError(f"{source}: a task-set file is a JSON object with \"sets\", got "
                          f"{type(data).__name__}")
-    unknown = sorted(set(data) - {"family", "sets", "splits", "seed"})
+    unknown = sorted(set(data) - {"family", "family_options", "sets", "splits", "seed"})
     if unknown:
         raise ValueError(f"{source}: unknown keys {unknown}; a task-set file has "
-                         "\"family\" and \"sets\"")
+                         "\"family\" and \"sets\" (and optionally \"family_options\")")
     if "family" in data and data["family"] != family.name:
         raise ValueError(f"{source}: its tasks are of family {data['family']!r}, the run's "
                          f"family is {family.name!r}")
+    if "family_options" in data and data["family_options"] != dict(family.options):
+        raise ValueError(f"{source}: its tasks are of {family.name!r} with options "
+                         f"{data['family_options']}, the run's family has "
+                         f"{dict(family.options)}")
     sets = data.get("sets", data.get("splits"))
     if not isinstance(sets, Mapping) or not sets:
         raise ValueError(f"{source}: \"sets\" must map set names to lists of tasks")
