@@ -12,6 +12,9 @@ Configurations, for each family and number of environments N:
       logic (no observation, reward, reset or checks)
   c-random, d-random  (c) and (d) with uniform random actions in the action box
   a-threads  (a) with torch's default thread count instead of 1; at N=64 only
+  e   fewshot's collector running a Gaussian MLP agent of the same size (what every
+      learner samples with: sampling, log-probabilities and recording included), one
+      call collecting 20-step episodes; e/a is the collector's cost over the bare loop
 
 Physics cost depends on what the robot does. Uniform random actions in [-1, 1] keep the
 cheetah bouncing with fewer ground contacts than the small actions of an untrained
@@ -34,15 +37,10 @@ normally do (next-step autoreset). Nothing is gated on timing: the exit code is 
 from __future__ import annotations
 
 import argparse
-import datetime
-import importlib.metadata
 import json
 import math
 import os
-import platform
-import shlex
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -53,9 +51,14 @@ import mujoco
 import mujoco.batch
 import numpy as np
 import torch
+from timing import rotated, timed_run, warm_up_and_size
 from torch import nn
 
 import tasks
+from fewshot.collect import Collector
+from fewshot.collect.agents import GaussianAgent
+from fewshot.nn.policy import GaussianMLP
+from fewshot.provenance import provenance
 from tasks.locomotion.batched import available_cores
 from tasks.locomotion.robots import ANT, CHEETAH, Robot, quiet_mujoco
 
@@ -79,14 +82,12 @@ CONFIGS = {
     "d": "raw mujoco.batch, replayed policy actions",
     "c-random": "batched env, random actions",
     "d-random": "raw mujoco.batch, random actions",
+    "e": "fewshot collector + Gaussian MLP agent (20-step episodes)",
 }
 RATIOS = (("a", "b"), ("a", "b2"), ("a", "c"), ("c", "d"), ("a", "c-random"),
-          ("c-random", "d-random"), ("a", "a-threads"))
+          ("c-random", "d-random"), ("a", "a-threads"), ("e", "a"))
 TARGETS = (("cheetah-vel", 64, "a", "b", 3.0), ("cheetah-vel", 64, "a", "c", 0.8))
 
-WARMUP_STEPS = 20       # vector steps before sizing a configuration
-PROBE_SECONDS = 0.25    # timing used to estimate a configuration's speed
-MIN_TIMED_STEPS = 20    # vector steps per timed run, at least
 ACTION_POOL = 64        # distinct precomputed action batches, cycled through
 
 
@@ -130,6 +131,34 @@ def recorded_policy_actions(env: gymnasium.vector.VectorEnv) -> np.ndarray:
     policy_loop = PolicyLoop(env)
     with torch.no_grad():
         return np.stack([policy_loop() for _ in range(ACTION_POOL)])
+
+
+class CollectorLoop:
+    """fewshot's collector with a Gaussian MLP agent: one call collects one episode of
+    `horizon` steps in every simulation (fewer where an episode ends earlier)."""
+
+    torch_threads = 1
+    horizon = 20
+
+    def __init__(self, family: tasks.TaskFamily, task_list: list) -> None:
+        self.collector = Collector(family=family, num_envs=len(task_list),
+                                   horizon=self.horizon)
+        spec = self.collector.spec
+        self.policy = GaussianMLP(obs_size=spec.obs_size, action_size=spec.action_size,
+                                  hidden_sizes=(64, 64))
+        self.agent = GaussianAgent(self.policy, [self.policy.params()])
+        self.task_list, self.calls = task_list, 0
+
+    @property
+    def env_steps(self) -> int:
+        return self.collector.env_steps
+
+    def __call__(self) -> None:
+        self.collector.collect(self.agent, self.task_list, seed=self.calls)
+        self.calls += 1
+
+    def close(self) -> None:
+        self.collector.envs.close()
 
 
 class FixedActionLoop:
@@ -203,66 +232,11 @@ def _build_loops(family_name: str, num_envs: int, default_threads: int) -> dict[
         "d": RawMujocoLoop(robot, policy_actions),
         "c-random": FixedActionLoop(random_env, uniform),
         "d-random": RawMujocoLoop(robot, uniform),
+        "e": CollectorLoop(family, task_list),
     }
     if num_envs == THREADS_CHECK_SIZE:
         loops["a-threads"] = PolicyLoop(batched_env(), torch_threads=default_threads)
     return loops
-
-
-# Timing -----------------------------------------------------------------------------
-
-def seconds_for(loop, vector_steps: int) -> float:
-    """Wall time of `vector_steps` calls of the loop, under no_grad, with the loop's
-    torch thread count (set back to 1 afterwards)."""
-    torch.set_num_threads(loop.torch_threads)
-    try:
-        with torch.no_grad():
-            start = time.perf_counter()
-            for _ in range(vector_steps):
-                loop()
-            return time.perf_counter() - start
-    finally:
-        torch.set_num_threads(1)
-
-
-def busy_cpu_seconds() -> float:
-    """CPU seconds the whole machine has been busy (or stolen by the hypervisor), from
-    Linux's /proc/stat; nan elsewhere."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
-    except OSError:
-        return math.nan
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields)
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-def timed_run(loop, vector_steps: int) -> tuple[float, float]:
-    """Wall seconds of a run, and the cores other processes kept busy meanwhile on
-    average (they compete with the run for the CPUs)."""
-    machine_before, own_before = busy_cpu_seconds(), own_cpu_seconds()
-    seconds = seconds_for(loop, vector_steps)
-    others = (busy_cpu_seconds() - machine_before) - (own_cpu_seconds() - own_before)
-    return seconds, max(0.0, others / seconds)
-
-
-def warm_up_and_size(loop, target_seconds: float) -> int:
-    """Warm the loop up, then the number of vector steps that takes ~target_seconds."""
-    seconds_for(loop, WARMUP_STEPS)
-    steps, elapsed = 1, 0.0
-    while elapsed < PROBE_SECONDS:
-        steps *= 2
-        elapsed = seconds_for(loop, steps)
-    return max(MIN_TIMED_STEPS, math.ceil(target_seconds * steps / elapsed))
-
-
-def rotated(keys: Sequence[str], by: int) -> list[str]:
-    by %= len(keys)
-    return [*keys[by:], *keys[:by]]
 
 
 def measure_group(family_name: str, num_envs: int, repeats: int, target_seconds: float,
@@ -274,16 +248,25 @@ def measure_group(family_name: str, num_envs: int, repeats: int, target_seconds:
     others: dict[str, list[float]] = {key: [] for key in loops}
     for repeat in range(repeats):
         for key in rotated(list(loops), repeat):
+            before = env_steps_taken(loops[key])
             seconds, other_cores = timed_run(loops[key], steps[key])
-            rates[key].append(num_envs * steps[key] / seconds)
+            taken = env_steps_taken(loops[key]) - before if before is not None \
+                else num_envs * steps[key]
+            rates[key].append(taken / seconds)
             others[key].append(other_cores)
     for loop in loops.values():
         loop.close()
     return [{"family": family_name, "num_envs": num_envs, "config": key,
-             "description": CONFIGS[key], "env_steps_per_run": num_envs * steps[key],
+             "description": CONFIGS[key], "calls_per_run": steps[key],
              "env_steps_per_s": summary(rates[key]),
              "other_processes_cores": summary(others[key])}
             for key in CONFIGS if key in rates]
+
+
+def env_steps_taken(loop) -> int | None:
+    """The env steps a loop that counts them has taken (the collector's: those of live
+    episodes); None for loops that take one vector step of every env per call."""
+    return getattr(loop, "env_steps", None)
 
 
 def summary(values: Sequence[float]) -> dict:
@@ -324,55 +307,6 @@ def target_checks(ratios: list[dict]) -> list[dict]:
                        "target": needed, "value": value,
                        "met": None if value is None else value >= needed})
     return checks
-
-
-# Provenance -------------------------------------------------------------------------
-
-def memory_bytes() -> int | None:
-    try:
-        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-    return pages * page_size
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
-def load_average() -> list[float] | None:
-    """The 1, 5 and 15 minute load averages: other work on the machine skews timings."""
-    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-
-
-def machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor(),
-            "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
-            "affinity_count": available_cores(), "memory_bytes": memory_bytes()}
-
-
-def git_commit() -> str | None:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit + ("-dirty" if dirty else "")
-
-
-def versions() -> dict:
-    return {"python": platform.python_version(), "numpy": np.__version__,
-            "torch": torch.__version__, "mujoco": mujoco.__version__,
-            "gymnasium": gymnasium.__version__,
-            "fewshot": importlib.metadata.version("fewshot"), "git_commit": git_commit()}
 
 
 # Report -----------------------------------------------------------------------------
@@ -459,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     default_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     started = time.perf_counter()
-    load_before = load_average()
+    load_before = list(os.getloadavg())
     results = []
     for family_name in args.families:
         for num_envs in args.sizes:
@@ -469,16 +403,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ratios = ratio_table(results)
     checks = target_checks(ratios)
     report = {
-        "command": shlex.join(sys.orig_argv),
-        "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "versions": versions(),
+        **provenance(load_seconds=1.0),
         "settings": {"families": args.families, "sizes": args.sizes,
                      "repeats": args.repeats, "target_seconds_per_run": args.seconds,
                      "torch_threads": 1, "torch_default_threads": default_threads,
                      "mujoco_batch_nthread": available_cores(),
                      "wall_seconds": round(time.perf_counter() - started, 1),
-                     "load_average_before": load_before, "load_average_after": load_average()},
+                     "load_average_before": load_before,
+                     "load_average_after": list(os.getloadavg())},
         "configs": CONFIGS,
         "results": results,
         "ratios": ratios,

@@ -4,6 +4,7 @@ versions, the source revision, and how busy the machine was with other processes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -48,12 +49,10 @@ def cpus() -> int:
 def machine() -> dict[str, Any]:
     """Platform, CPU model, usable cores and memory."""
     model = ""
-    try:
+    with contextlib.suppress(OSError):
         model = next((line.split(":", 1)[1].strip() for line in
                       Path("/proc/cpuinfo").read_text().splitlines()
                       if line.startswith("model name")), "")
-    except OSError:
-        pass
     try:
         memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
