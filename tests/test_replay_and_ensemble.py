@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.func import functional_call
 
+import tasks
+from fewshot.collect import Collector, env_spec
+from fewshot.collect.agents import EnsembleAgent
 from fewshot.collect.replay import ReplayBuffer
+from fewshot.nn.actor_critic import MarkovActorCritic, RecurrentActorCritic
 from fewshot.nn.ensemble import Ensemble
+from fewshot.nn.policy import log_prob
 
 
 def rows(start: int, stop: int) -> dict[str, torch.Tensor]:
@@ -358,3 +364,67 @@ def test_members_with_buffers_are_refused_by_name():
     with pytest.raises(ValueError, match=r"members with buffers \(\['1.num_batches_tracked', "
                                          r"'1.running_mean', '1.running_var'\]\)"):
         Ensemble(lambda: nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3)), 2)
+
+
+# Ensembles acting in the collector ------------------------------------------------------
+
+def _markov_ensemble(family, members=3, seed=0):
+    spec = env_spec(family)
+    torch.manual_seed(seed)
+    return Ensemble(lambda: MarkovActorCritic(obs_size=spec.obs_size,
+                                              action_size=spec.action_size,
+                                              discrete=spec.discrete, hidden_sizes=[8]),
+                    members)
+
+
+def _member_outputs(ensemble, obs_TNO):
+    """Each member's (head, value) on the observations, run one member at a time."""
+    outputs = []
+    for m in range(ensemble.members):
+        x = obs_TNO.to(ensemble.stacked[0].dtype)
+        head, value, _ = functional_call(ensemble.module, ensemble.member(m),
+                                         (x, x.new_zeros(x.shape[1], 0)))
+        outputs.append((head, value))
+    return outputs
+
+
+def test_an_ensemble_member_per_trial_acts_and_values_as_that_member_alone():
+    family = tasks.get("point-nav")
+    ensemble = _markov_ensemble(family)
+    collector = Collector(family=family, num_envs=6, horizon=5)
+    batch = collector.collect(EnsembleAgent(ensemble, mode="member"),
+                              family.sample(6, "train", np.random.default_rng(0)), seed=3)
+    outputs = _member_outputs(ensemble, batch.obs_TNO)
+    log_std_MA = ensemble.params()["log_std"]
+    for n in range(6):
+        head, value = outputs[n % 3]
+        with torch.no_grad():
+            want = log_prob(head[:, n], log_std_MA[n % 3].expand_as(head[:, n]),
+                            batch.act_TN[:, n])
+        torch.testing.assert_close(batch.logp_TN[:, n], want, rtol=1e-5, atol=1e-5)
+    values_TNM = batch.extras["values"]
+    assert values_TNM.shape == (5, 6, 3)
+    for m, (_, value) in enumerate(outputs):
+        torch.testing.assert_close(values_TNM[..., m], value.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_an_ensemble_acting_by_its_mean_takes_the_mean_of_its_members_probabilities():
+    family = tasks.get("bandit")
+    ensemble = _markov_ensemble(family, members=4)
+    collector = Collector(family=family, num_envs=8)
+    batch = collector.collect(EnsembleAgent(ensemble, mode="mean"),
+                              family.sample(8, "train", np.random.default_rng(0)), seed=1)
+    probs = torch.stack([torch.softmax(head, -1) for head, _ in
+                         _member_outputs(ensemble, batch.obs_TNO)]).mean(0)
+    want = torch.log(probs.gather(-1, batch.act_TN[..., None])[..., 0]).detach()
+    torch.testing.assert_close(batch.logp_TN, want, rtol=1e-5, atol=1e-6)
+    assert batch.act_TN.dtype == torch.long
+
+
+def test_an_ensemble_agent_refuses_memory_and_unknown_modes():
+    with pytest.raises(ValueError, match=r"mode must be one of \['mean', 'member'\]"):
+        EnsembleAgent(_markov_ensemble(tasks.get("bandit")), mode="vote")
+    recurrent = Ensemble(lambda: RecurrentActorCritic(obs_size=1, action_size=5, discrete=True,
+                                                      hidden_size=4), 2)
+    with pytest.raises(ValueError, match="Markov actor-critics"):
+        EnsembleAgent(recurrent)

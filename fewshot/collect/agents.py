@@ -1,5 +1,5 @@
 """Agents the collector runs: a Gaussian policy with per-task parameters, an actor-critic
-with memory (or without), and uniform random actions.
+with memory (or without), an ensemble of Markov actor-critics, and uniform random actions.
 
 Each one fixes its randomness from the seed `begin` gets, with a torch.Generator that
 draws one batch of noise per step, so a collection is a pure function of its seed.
@@ -16,6 +16,7 @@ from torch import nn
 from fewshot.collect.collector import Action, Trials
 from fewshot.collect.spec import EnvSpec
 from fewshot.nn.actor_critic import ActorCritic
+from fewshot.nn.ensemble import Ensemble
 from fewshot.nn.policy import distribution, log_prob, sample_action
 
 
@@ -99,6 +100,62 @@ class ActorCriticAgent:
         self.prev_act = act
         self.prev_rew_N = torch.as_tensor(rew_N, dtype=torch.float32)
         self.new_episode_N = torch.as_tensor(ended_N, dtype=torch.float32)
+
+
+class EnsembleAgent:
+    """M Markov actor-critics (an Ensemble, stacked weights) evaluated together, one
+    vmapped forward pass per step. Every member's value is recorded (extras "values",
+    [N, M]), for predictions from the ensemble's disagreement.
+
+    mode "mean": act with the ensemble's mean distribution (Discrete: the mean of the
+    members' probabilities; Box: the mean of their Gaussian means, with the members' mean
+    standard deviation). mode "member": trial n acts with member n % M throughout.
+    """
+
+    MODES = ("mean", "member")
+
+    def __init__(self, ensemble: Ensemble, *, mode: str = "mean") -> None:
+        if mode not in self.MODES:
+            raise ValueError(f"EnsembleAgent: mode must be one of {list(self.MODES)}, got "
+                             f"{mode!r}")
+        if ensemble.module.memory:
+            raise ValueError("EnsembleAgent runs Markov actor-critics (no memory)")
+        self.ensemble, self.mode = ensemble, mode
+        self.discrete = ensemble.module.discrete
+        self.dtype = ensemble.stacked[0].dtype
+        self.generator = torch.Generator()
+
+    def begin(self, trials: Trials, seed: int) -> None:
+        self.generator.manual_seed(seed)
+        self.task_NP = trials.task_NP
+        self.member_N = torch.arange(trials.num_trials) % self.ensemble.members
+
+    def act(self, obs_NO: torch.Tensor) -> Action:
+        module, N = self.ensemble.module, obs_NO.shape[0]
+        x_NI = module.inputs(obs_NO, None, None, None, self.task_NP)
+        head_M1NA, value_M1N, _ = self.ensemble(x_NI[None], x_NI.new_zeros(N, 0))
+        head_MNA, value_MN = head_M1NA[:, 0], value_M1N[:, 0]
+        rows = torch.arange(N)
+        if self.discrete:
+            probs_MNA = torch.softmax(head_MNA, -1)
+            probs_NA = probs_MNA.mean(0) if self.mode == "mean" else probs_MNA[self.member_N,
+                                                                               rows]
+            act = torch.multinomial(probs_NA, 1, generator=self.generator)[:, 0]
+            logp_N = torch.log(probs_NA[rows, act])
+        else:
+            log_std_MA = self.ensemble.params()["log_std"]
+            if self.mode == "mean":
+                mean_NA = head_MNA.mean(0)
+                log_std_NA = log_std_MA.exp().mean(0).log().expand_as(mean_NA)
+            else:
+                mean_NA, log_std_NA = head_MNA[self.member_N, rows], log_std_MA[self.member_N]
+            act = sample_action(mean_NA, log_std_NA, self.generator)
+            logp_N = log_prob(mean_NA, log_std_NA, act)
+        return Action(act, logp_N, {"values": value_MN.T})
+
+    def observe(self, act: torch.Tensor, rew_N: np.ndarray, ended_N: np.ndarray,
+                valid_N: np.ndarray) -> None:
+        pass
 
 
 class UniformAgent:

@@ -41,6 +41,12 @@ class Ensemble(nn.Module):
         # the architecture without weights: functional_call supplies them
         self._base = (copy.deepcopy(modules[0]).to("meta"),)
 
+    @property
+    def module(self) -> nn.Module:
+        """The members' architecture, without weights (on the meta device): for its
+        attributes and methods that need no parameters."""
+        return self._base[0]
+
     def params(self) -> dict[str, torch.Tensor]:
         """The stacked parameters by member-module name, each [M, ...]."""
         return dict(zip(self.names, self.stacked, strict=True))

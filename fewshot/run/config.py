@@ -32,7 +32,7 @@ VERSION = 2
 
 @dataclass
 class RunConfig:
-    """Meta-training run settings (the algorithm's own are in `algo_config`)."""
+    """Run settings every algorithm shares (each algorithm's own are under --<algo>.*)."""
 
     algo: str = "maml"
     """Learning algorithm (see `fewshot algorithms`)."""
