@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--learner", default="trained",
                           help="what to score: a learner the run's algorithm offers "
                           "(trained, the default; maml: non-adaptive; ppo: finetune) or a "
-                          "reference learner (random, oracle, ucb1, thompson); "
+                          "reference learner (random, scripted-oracle, ucb1, thompson); "
                           "`fewshot algorithms` lists them")
     evaluate.add_argument("--episodes-per-step", type=positive_int, default=None,
                           help="learner option. MAML: one inner step after every this many "

@@ -21,7 +21,8 @@ from fewshot.run.checkpoint import CHECKPOINT
 from fewshot.run.config import RunConfig
 from fewshot.run.train import train
 
-LEARNERS = ("trained", "non-adaptive", "oracle", "random")
+# learner -> its label in the tables (None: the default, named after the run)
+LEARNERS = {"trained": None, "non-adaptive": None, "scripted-oracle": "oracle", "random": None}
 # MAML adapts after 20 episodes (its training batch per inner step), so K = 20 shows
 # R(k) before and after its first step.
 SETTINGS = EvaluationSettings(episodes=20, tasks=20, trials=5, seed=0)
@@ -48,9 +49,9 @@ def run_demo(out: Path, *, iterations: int = 30, progress: bool = True) -> Path:
     train(demo_config(iterations), run_dir, resume=resume, progress=progress)
     print("2/3 evaluating MAML, its non-adaptive policy, the oracle and the random policy "
           f"on {SETTINGS.tasks} test-id and {SETTINGS.tasks} test-ood tasks", flush=True)
-    folders = [evaluate_run(run_dir, SETTINGS, learner=kind,
+    folders = [evaluate_run(run_dir, SETTINGS, learner=kind, label=label,
                             out=out / f"evaluation-{kind}", progress=progress)
-               for kind in LEARNERS]
+               for kind, label in LEARNERS.items()]
     print("3/3 comparing", flush=True)
     comparison = compare(folders, out / "comparison")
     print()

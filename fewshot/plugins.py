@@ -3,7 +3,8 @@
 Two ways in, both reaching every command and every worker process:
 - an entry point in the group `fewshot.plugins` of an installed package (its value a
   module, or a function to call: `myfamilies = "mypkg.fewshot_plugin"`), loaded the
-  first time fewshot looks anything up;
+  first time fewshot's algorithm registry is consulted and by every command (a script
+  that only uses `tasks` calls `fewshot.plugins.load()` to see plugin families);
 - `--import MODULE` on the command line (repeatable). A run records its imports in its
   config.yaml, so `fewshot evaluate RUN` and `fewshot train --resume` re-import them.
 

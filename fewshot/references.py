@@ -2,8 +2,9 @@
 
 - `random`: actions N(0, 1) in the policy's normalised units (Box), or uniform choices
   (Discrete): the floor.
-- `oracle`: the family's scripted oracle (`family.oracle`), told each task, with a little
-  action noise: the ceiling, for families whose best behaviour is known.
+- `scripted-oracle`: the family's scripted oracle (`family.oracle`), told each task, with
+  a little action noise: the ceiling, for families whose best behaviour is known. (Not
+  to be confused with the `oracle` algorithm, multi-task PPO told the task.)
 - `ucb1`, `thompson`: discrete actions only; they count each choice's rewards over a
   trial's episodes (the classic bandit references), so they adapt by counting.
 """
@@ -169,7 +170,7 @@ def counting_learner(rule: Rule) -> Callable[..., CountingLearner]:
 
 for _reference in (
         registry.Reference("random", random_learner, "random actions: the floor"),
-        registry.Reference("oracle", oracle_learner, "the family's scripted oracle, told "
+        registry.Reference("scripted-oracle", oracle_learner, "the family's scripted oracle, told "
                            "the task"),
         registry.Reference("ucb1", counting_learner(ucb1), "UCB1 over discrete choices"),
         registry.Reference("thompson", counting_learner(thompson),

@@ -167,10 +167,14 @@ def reference_names() -> list[str]:
 
 _loading = False
 def _load_builtins() -> None:
-    """Import the built-in algorithms and references once (they register themselves)."""
+    """Import the built-in algorithms and references once (they register themselves),
+    then the installed plugins' entry points."""
     global _loading
     if _loading:
         return
     _loading = True
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
+    from fewshot import plugins  # deferred: plugins register through this module
+
+    plugins.load_entry_points()

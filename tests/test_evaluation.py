@@ -58,17 +58,17 @@ def test_evaluate_writes_records_summary_report_and_figure(run_dir, tmp_path, ca
 
 def test_reference_learners_and_compare_side_by_side(run_dir, tmp_path, capsys):
     run = fresh_copy(run_dir, tmp_path)
-    for learner in ("trained", "oracle", "random", "non-adaptive"):
+    for learner in ("trained", "scripted-oracle", "random", "non-adaptive"):
         assert cli.main(["evaluate", str(run), *SMALL, "--learner", learner]) == 0
-    assert (run / "evaluation-oracle" / "records.csv.gz").is_file()
+    assert (run / "evaluation-scripted-oracle" / "records.csv.gz").is_file()
     out = tmp_path / "comparison"
-    assert cli.main(["compare", str(run), str(run / "evaluation-oracle"),
+    assert cli.main(["compare", str(run), str(run / "evaluation-scripted-oracle"),
                      str(run / "evaluation-random"), "--out", str(out)]) == 0
     assert all((out / name).is_file() for name in FILES)
     summary = json.loads((out / "summary.json").read_text())
-    assert list(summary["learners"]) == ["maml-point-nav", "oracle", "random"]
+    assert list(summary["learners"]) == ["maml-point-nav", "scripted-oracle", "random"]
     oracle_vs_random = [r for r in summary["probability_of_improvement"]
-                        if r["a"] == "oracle" and r["b"] == "random"]
+                        if r["a"] == "scripted-oracle" and r["b"] == "random"]
     assert len(oracle_vs_random) == 2 * 3  # splits x k
     assert all(r["value"] > 0.9 for r in oracle_vs_random)
     assert "Probability of improvement" in capsys.readouterr().out
@@ -77,10 +77,10 @@ def test_reference_learners_and_compare_side_by_side(run_dir, tmp_path, capsys):
 def test_compare_refuses_evaluations_on_different_tasks(run_dir, tmp_path):
     run = fresh_copy(run_dir, tmp_path)
     assert cli.main(["evaluate", str(run), *SMALL]) == 0
-    assert cli.main(["evaluate", str(run), *SMALL, "--learner", "oracle",
+    assert cli.main(["evaluate", str(run), *SMALL, "--learner", "scripted-oracle",
                      "--eval-seed", "1"]) == 0
     with pytest.raises(SystemExit, match="different tasks"):
-        cli.main(["compare", str(run), str(run / "evaluation-oracle"),
+        cli.main(["compare", str(run), str(run / "evaluation-scripted-oracle"),
                   "--out", str(tmp_path / "c")])
     with pytest.raises(SystemExit, match="no evaluation"):
         cli.main(["compare", str(run), str(tmp_path), "--out", str(tmp_path / "c")])
@@ -136,8 +136,8 @@ def test_the_oracle_is_refused_on_a_family_without_one(tmp_path):
                      "--horizon", "5", "--maml.hidden_sizes", "[4]", "--no-progress",
                      "--out", str(run)]) == 0
     with pytest.raises(SystemExit, match="family 'cheetah-vel' declares no scripted oracle"):
-        cli.main(["evaluate", str(run), *SMALL, "--learner", "oracle"])
-    assert not (run / "evaluation-oracle").exists()
+        cli.main(["evaluate", str(run), *SMALL, "--learner", "scripted-oracle"])
+    assert not (run / "evaluation-scripted-oracle").exists()
 
 
 def test_a_failed_evaluation_leaves_no_partial_results_and_keeps_the_old_ones(

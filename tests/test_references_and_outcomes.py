@@ -51,7 +51,7 @@ def arms(*means: float):
 # The references through the registry ------------------------------------------------------------
 
 def test_the_registry_offers_the_four_references_and_runs_list_them():
-    assert registry.reference_names()[:4] == ["random", "oracle", "ucb1", "thompson"]
+    assert registry.reference_names()[:4] == ["random", "scripted-oracle", "ucb1", "thompson"]
     assert all(registry.reference(name).doc for name in registry.reference_names())
 
 
@@ -115,7 +115,7 @@ def test_counting_references_serve_discrete_families(kind):
 def test_the_oracle_refuses_a_family_without_one(family):
     with pytest.raises(ValueError, match=rf"family '{family}' declares no scripted oracle; "
                                          r"families with one: \[.*'point-nav'"):
-        reference("oracle", family)
+        reference("scripted-oracle", family)
 
 
 def test_a_reference_takes_no_learner_options_and_an_unknown_kind_is_named():
@@ -124,12 +124,12 @@ def test_a_reference_takes_no_learner_options_and_an_unknown_kind_is_named():
         reference("random", "bandit", episodes_per_step=2)
     with pytest.raises(ValueError, match=r"learner 'best' is not one a maml run offers; "
                                          r"choose from \['trained', 'non-adaptive', 'random', "
-                                         r"'oracle', 'ucb1', 'thompson'"):
+                                         r"'scripted-oracle', 'ucb1', 'thompson'"):
         reference("best", "bandit")
 
 
 def test_the_oracle_reaches_every_point_nav_goal():
-    learner = reference("oracle", "point-nav")
+    learner = reference("scripted-oracle", "point-nav")
     assert isinstance(learner, FixedAgentLearner) and isinstance(learner.agent, ScriptedAgent)
     # OOD goals lie up to 1 away along each axis: 10 steps of 0.1; the horizon leaves room
     settings = EvaluationSettings(episodes=1, tasks=4, trials=2, seed=0, horizon=25)
@@ -139,7 +139,7 @@ def test_the_oracle_reaches_every_point_nav_goal():
     assert records["outcome.success"].dtype == bool
     assert records["outcome.success"].all() and records["terminated"].all()
     assert (records["length"] < 25).all()
-    summary = report.summarize(records)["oracle"]
+    summary = report.summarize(records)["scripted-oracle"]
     for split in ("test-id", "test-ood"):
         for point in summary["splits"][split]["curve"]:
             assert point["outcomes"]["success"] == {"value": 1.0, "low": 1.0, "high": 1.0}
@@ -318,7 +318,7 @@ def test_fewshot_algorithms_lists_the_reference_learners(capsys):
     assert cli.main(["algorithms"]) == 0
     out = capsys.readouterr().out
     assert "reference learners (no training; any run):" in out
-    for name in ("random", "oracle", "ucb1", "thompson"):
+    for name in ("random", "scripted-oracle", "ucb1", "thompson"):
         assert any(line.startswith(name) and registry.reference(name).doc in line
                    for line in out.splitlines()), name
 

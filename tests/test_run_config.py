@@ -65,12 +65,42 @@ def test_a_config_round_trips_through_yaml(tmp_path):
     ({"version": 2, "algo": "maml", "maml": {"inner_lr": -1}}, "maml.inner_lr must be > 0"),
     ({"version": 2, "algo": "sgd"}, "algo must be one of"),
     ({"version": 2, "family": "guessing-game", "family_options": {"train_instances": "x"}},
-     "family_options must be a mapping with train_instances"),
+     "family_options: family 'guessing-game': option train_instances must be an integer"),
     ({"version": 2, "imports": "mine"}, "imports must be a list of module names"),
 ])
 def test_bad_configs_fail_naming_the_field(values, message):
     with pytest.raises((ConfigError, ValueError), match=message):
         from_dict(values)
+
+
+def test_a_version_1_config_file_is_migrated_when_given_to_train(tmp_path):
+    from fewshot.run.arguments import parse_train_args
+
+    path = tmp_path / "old.yaml"
+    path.write_text("iterations: 3\nmeta_batch_size: 7\nhidden_sizes: [8]\n"
+                    "maml:\n  inner_lr: 0.05\n")
+    config, _, _, _ = parse_train_args(["--config", str(path), "--no-progress"])
+    settings = config.algo_config
+    assert (config.iterations, settings.meta_batch_size, settings.hidden_sizes,
+            settings.inner_lr) == (3, 7, [8], 0.05)
+
+
+def test_resuming_longer_records_the_new_length_and_keeps_the_manifest_history(tmp_path):
+    import json
+
+    from fewshot import cli
+
+    out = tmp_path / "run"
+    tiny = ["train", "--maml.meta_batch_size", "2", "--maml.episodes_per_task", "1",
+            "--horizon", "5", "--maml.hidden_sizes", "[4]", "--no-progress", "--out", str(out)]
+    assert cli.main([*tiny, "--iterations", "1"]) == 0
+    created = json.loads((out / "manifest.json").read_text())
+    assert cli.main(["train", "--out", str(out), "--resume", "--iterations", "2",
+                     "--no-progress"]) == 0
+    assert read_config(out / "config.yaml").iterations == 2
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["timestamp"] == created["timestamp"] and manifest["seed"] == 0
+    assert [r["at_iteration"] for r in manifest["resumes"]] == [1]
 
 
 def test_family_options_are_resolved_and_stored():

@@ -1,5 +1,8 @@
-"""The built-in algorithms; each folder registers itself with fewshot.registry."""
+"""The built-in algorithms: every package in this folder is imported, and registers
+itself with fewshot.registry (a new algorithm is one folder; no list to edit)."""
 
-from fewshot.algos import maml, ppo
+import importlib
+import pkgutil
 
-__all__ = ["maml", "ppo"]
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

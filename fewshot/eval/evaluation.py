@@ -8,7 +8,8 @@ when complete, so a failed evaluation never leaves results that look finished.
 
 Which learners a run offers comes from its algorithm's registry entry ("trained",
 "non-adaptive", "finetune", ...), and the references from the registry's reference
-learners ("random", "oracle", "ucb1", "thompson"); nothing here knows an algorithm.
+learners ("random", "scripted-oracle", "ucb1", "thompson"); nothing here knows an
+algorithm.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ algorithm's own (--maml.inner_lr, --rl2.hidden_size, ...) and the family's optio
 first, from the flags, the --config files and (with --resume) the run's config.yaml;
 the parser is then built for them. Settings apply in order: defaults, the run's saved
 config (on --resume), each --config file, then the flags. An option of another
-algorithm fails naming the algorithm it belongs to.
+algorithm fails naming the algorithm it belongs to. A --config file in the version-1
+layout (no `version`, learning settings at the top level) is migrated as a run's is.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import yaml
 import tasks
 from fewshot import plugins, registry
 from fewshot.checks import ConfigError
-from fewshot.run.config import COMMON, RunConfig, algo_settings, migrate
+from fewshot.run.config import COMMON, RunConfig, algo_settings, is_version1, migrate
 from fewshot.run.folder import CONFIG
 
 PROG = "fewshot train"
@@ -41,7 +42,14 @@ def parse_train_args(argv: list[str]) -> tuple[RunConfig, Path, bool, bool]:
     saved = Path(known.out or "") / CONFIG
     if known.resume and known.out and saved.is_file():
         sources.append((str(saved), migrate(read_yaml(saved))))
-    sources += [(path, read_yaml(Path(path))) for path in known.config]
+    for path in known.config:
+        values = read_yaml(Path(path))
+        if "version" in values or is_version1(values):
+            try:
+                values = migrate(values, algo=known.algo)
+            except ValueError as error:
+                fail(f"{path}: {error}")
+        sources.append((path, values))
     merged: dict[str, Any] = {}
     for _, values in sources:
         merged.update(values)

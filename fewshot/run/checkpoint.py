@@ -77,5 +77,19 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
 
 
 def write_manifest(run_dir: Path, **fields: Any) -> None:
-    manifest = {**provenance(), **fields}
+    """A new run's manifest: what produced it (provenance) and `fields`."""
+    manifest = {**provenance(), **fields, "resumes": []}
     atomic_write_text(Path(run_dir) / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def record_resume(run_dir: Path, *, at_iteration: int) -> None:
+    """Add a resume (its provenance and iteration) to the manifest, keeping the rest."""
+    path = Path(run_dir) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        manifest = {"note": f"the manifest was missing or unreadable at iteration "
+                            f"{at_iteration}"}
+    manifest.setdefault("resumes", []).append({"at_iteration": at_iteration,
+                                               **provenance()})
+    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")

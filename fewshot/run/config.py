@@ -76,8 +76,8 @@ class RunConfig:
         try:
             family = tasks.get(self.family, **self.family_options)
         except ValueError as error:
-            raise ConfigError("family_options", _allowed_options(self.family),
-                              self.family_options) from error
+            raise ValueError(f"config field family_options: {error}; {self.family}'s "
+                             f"options: {_allowed_options(self.family)}") from error
         self.family_options = dict(family.options)
         for name in ("iterations", "checkpoint_every", "torch_threads", "update_threads"):
             value = getattr(self, name)
@@ -104,9 +104,9 @@ class RunConfig:
 def _allowed_options(family: str) -> str:
     specs = tasks.options(family)
     if not specs:
-        return "empty: the family takes no options"
-    return "a mapping with " + ", ".join(f"{o.name} ({o.describe()}, default {o.default!r})"
-                                         for o in specs.values())
+        return "none"
+    return ", ".join(f"{o.name} ({o.describe()}, default {o.default!r})"
+                     for o in specs.values())
 
 
 COMMON = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name != "algo_config")
@@ -179,18 +179,25 @@ V1_PPO_UPDATE = ("lr", "ppo_epochs", "minibatches", "clip", "value_coef", "entro
                  "max_grad_norm", "scale_rewards")
 
 
-def migrate(values: dict[str, Any]) -> dict[str, Any]:
+def is_version1(values: dict[str, Any]) -> bool:
+    """Whether a (possibly partial) config is in the version-1 layout: learning settings
+    at the top level, where version 2 has none."""
+    return "version" not in values and any(k in values for k in V1_SHARED)
+
+
+def migrate(values: dict[str, Any], *, algo: str | None = None) -> dict[str, Any]:
     """A version-1 config in the version-2 layout, with the same behaviour: each
     algorithm's section gets exactly the settings it read; settings it ignored are
     dropped (the ppo and oracle policies used tanh whatever `activation` said, so their
-    migrated activation is tanh). Version-2 configs are returned unchanged."""
+    migrated activation is tanh). `algo`: the algorithm of a partial config that does not
+    name one (default maml). Version-2 configs are returned unchanged."""
     if "version" in values:
         if values["version"] != VERSION:
             raise ValueError(f"config version {values['version']!r} is not one this "
                              f"fewshot reads (version {VERSION})")
         return dict(values)
     old = dict(values)
-    algo = old.get("algo", "maml")
+    algo = old.get("algo", algo or "maml")
     maml, ppo = old.pop("maml", {}) or {}, old.pop("ppo", {}) or {}
     shared = {k: old.pop(k) for k in V1_SHARED if k in old}
     if algo == "maml":

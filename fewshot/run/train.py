@@ -23,9 +23,14 @@ import torch
 from tqdm import tqdm
 
 from fewshot.registry import TrainContext, Trainer
-from fewshot.run.checkpoint import load_checkpoint, save_checkpoint, write_manifest
+from fewshot.run.checkpoint import (
+    load_checkpoint,
+    record_resume,
+    save_checkpoint,
+    write_manifest,
+)
 from fewshot.run.config import RunConfig
-from fewshot.run.folder import build_model, prepare_run_dir
+from fewshot.run.folder import build_model, prepare_run_dir, write_config
 from fewshot.run.metrics import MetricsLog
 from fewshot.runtime import torch_threads
 
@@ -57,8 +62,11 @@ def train(config: RunConfig, out: Path, *, resume: bool = False,
                 print(f"{out}: already at iteration {start} of {config.iterations}; "
                       "pass a larger --iterations to continue it", file=sys.stderr)
             return model
-    write_manifest(out, seed=config.seed, family=config.family, algo=config.algo,
-                   resumed_at_iteration=start if resume else None)
+    if resume:
+        write_config(out, config)  # the run's iterations may have been extended
+        record_resume(out, at_iteration=start)
+    else:
+        write_manifest(out, seed=config.seed, family=config.family, algo=config.algo)
     log = MetricsLog(out, start=start)
     bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations,
                desc=f"{config.algo} {config.family}", disable=not progress, unit="it")

@@ -15,6 +15,7 @@ from gymnasium import spaces
 
 import tasks
 from fewshot import registry
+from fewshot.checks import require
 from fewshot.collect import Collector, EnvSpec
 from fewshot.collect.agents import GaussianAgent
 from fewshot.eval.learner import FixedAgentLearner
@@ -111,8 +112,7 @@ class ReinforceConfig:
     """Discount factor."""
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise ValueError(f"config field lr must be > 0, got {self.lr}")
+        require(self.lr > 0, "lr", "> 0", self.lr)
 
 
 class Reinforce:
