@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import dataclasses
 import functools
@@ -398,51 +397,6 @@ def test_task_sets_entry_points_and_named_configs_in_the_docs_are_valid(plugin_i
     for block in all_blocks("yaml"):
         assert isinstance(yaml.safe_load(block.code), dict)
         assert NAMED_FILE.match(block.code) or block.doc == "extending.md"
-
-
-# Architecture: the import rules it states ---------------------------------------------
-
-def imported(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-    return names
-
-
-def parts_imported(folder: str) -> dict[Path, set[str]]:
-    """For each module under `folder`, the fewshot parts it imports (collect, algos.maml,
-    registry, ...); "fewshot" for `import fewshot` or `from fewshot import ...`."""
-    found = {}
-    for path in (ROOT / folder).rglob("*.py"):
-        parts = set()
-        for name in imported(path):
-            pieces = name.split(".")
-            if pieces[0] == "fewshot":
-                depth = 3 if pieces[1:2] == ["algos"] else 2
-                parts.add(".".join(pieces[1:depth]) or "fewshot")
-        found[path] = parts
-    return found
-
-
-def test_the_import_rules_of_the_architecture_doc_hold():
-    assert "`tasks/` never imports `fewshot`." in (DOCS / "architecture.md").read_text()
-    for path, parts in parts_imported("tasks").items():
-        assert not parts, f"{path} imports fewshot"
-    for folder, allowed in (("fewshot/nn", set()), ("fewshot/maths", set()),
-                            ("fewshot/collect", {"nn", "checks"})):
-        for path, parts in parts_imported(folder).items():
-            assert parts <= allowed | {folder.split("/")[1]}, (path, parts)
-    for path, parts in parts_imported("fewshot/eval").items():
-        assert not any(p.startswith("algos") for p in parts), (path, parts)
-    for algo in (ROOT / "fewshot" / "algos").iterdir():
-        if algo.is_dir() and (algo / "__init__.py").exists():
-            for path, parts in parts_imported(f"fewshot/algos/{algo.name}").items():
-                others = {p for p in parts if p.startswith("algos") and
-                          p != f"algos.{algo.name}"}
-                assert not others and "run" not in parts, (path, parts)
 
 
 def test_the_demo_figure_is_there():
