@@ -121,9 +121,9 @@ class ScriptedAgent:
     discrete = False
 
     def __init__(self, family: Any, *, log_std: float = -4.0) -> None:
-        space = family.make_env().action_space
+        spec = env_spec(family)
         self.family, self.log_std = family, log_std
-        self.center, self.half_range = (space.high + space.low) / 2, (space.high - space.low) / 2
+        self.center, self.half_range = spec.action_center, spec.action_half_range
         self.generator = torch.Generator()
 
     def begin(self, trials: Trials, seed: int) -> None:

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import gymnasium
 import numpy as np
 import torch
 
@@ -98,10 +97,9 @@ class Collector:
         self.envs = family.make_vec([family.default_task] * self.num_envs, **options)
         self.horizon = self.envs.horizon
         self.spec: EnvSpec = env_spec(family)
-        space = self.envs.single_action_space
-        if isinstance(space, gymnasium.spaces.Box):
-            self.action_center = torch.as_tensor((space.high + space.low) / 2)
-            self.action_half_range = torch.as_tensor((space.high - space.low) / 2)
+        if not self.spec.discrete:
+            self.action_center = torch.as_tensor(self.spec.action_center)
+            self.action_half_range = torch.as_tensor(self.spec.action_half_range)
         self.env_steps = 0         # env-steps taken over the collector's life
         self.sample_seconds = 0.0  # wall time spent in collect()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium
@@ -18,6 +18,11 @@ class EnvSpec:
     action_size: int   # action dimensions (Box) or number of choices (Discrete)
     discrete: bool
     task_size: int     # parameters of a task (what an oracle policy is told)
+    action_center: np.ndarray | None = field(default=None, compare=False)
+    """Box actions: the centre of the env's action box (None for Discrete)."""
+    action_half_range: np.ndarray | None = field(default=None, compare=False)
+    """Box actions: half the width of the box; an agent's a in [-1, 1] acts as
+    centre + half_range * a."""
 
 
 @functools.cache
@@ -30,7 +35,12 @@ def env_spec(family: Any) -> EnvSpec:
     if not discrete and not isinstance(action_space, gymnasium.spaces.Box):
         raise ValueError(f"family {family.name!r} has a {action_space} action space; "
                          "fewshot's learners take Box or Discrete actions")
+    if discrete:
+        return EnvSpec(obs_size=int(np.prod(obs_space.shape)),
+                       action_size=int(action_space.n), discrete=True,
+                       task_size=len(family.params))
     return EnvSpec(obs_size=int(np.prod(obs_space.shape)),
-                   action_size=int(action_space.n) if discrete
-                   else int(np.prod(action_space.shape)),
-                   discrete=discrete, task_size=len(family.params))
+                   action_size=int(np.prod(action_space.shape)), discrete=False,
+                   task_size=len(family.params),
+                   action_center=(action_space.high + action_space.low) / 2,
+                   action_half_range=(action_space.high - action_space.low) / 2)

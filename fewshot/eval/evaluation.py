@@ -32,7 +32,7 @@ from fewshot.eval import report, stats
 from fewshot.eval.harness import EvaluationSettings, evaluate, freeze_tasks
 from fewshot.eval.learner import Learner
 from fewshot.eval.records import Records
-from fewshot.eval.task_sets import check_task_sets, load_task_sets
+from fewshot.eval.task_sets import load_task_sets
 from fewshot.provenance import provenance
 from fewshot.run.checkpoint import publish_dir
 from fewshot.run.config import RunConfig
@@ -110,7 +110,6 @@ def evaluate_run(run_dir: Path, settings: EvaluationSettings, *, learner: str = 
         raise ValueError(f"task sets {clash} are named like the frozen splits; rename them "
                          "or leave those splits out of --splits")
     sets.update({name: list(ts) for name, ts in (task_sets or {}).items()})
-    check_task_sets(family, sets)
     out = Path(out) if out is not None else run_dir / (
         DEFAULT_FOLDER if learner == "trained" else f"{DEFAULT_FOLDER}-{learner}")
     total = sum(len(ts) for ts in sets.values()) * settings.trials * (settings.episodes + 1)
