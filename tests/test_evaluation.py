@@ -168,3 +168,27 @@ def test_the_demo_trains_evaluates_four_learners_and_compares_them(tmp_path, cap
     assert cli.main(["demo", "--iterations", "1", "--out", str(out), "--no-progress"]) == 0
     metrics = (out / "maml-point-nav-s0" / "metrics.csv").read_text().splitlines()
     assert len(metrics) == 2  # header and the one iteration, not trained twice
+
+
+def test_evaluation_runs_with_the_runs_torch_threads_whatever_the_process_has(
+        run_dir, tmp_path, monkeypatch):
+    import torch
+
+    import fewshot.eval.evaluation as evaluation_module
+
+    seen = []
+    original = evaluation_module.evaluate
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation_module, "evaluate", recording)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert cli.main(["evaluate", str(fresh_copy(run_dir, tmp_path)), *SMALL]) == 0
+        assert seen == [1]  # the run's torch_threads, its sampling setting
+        assert torch.get_num_threads() == 2  # and the process's own afterwards
+    finally:
+        torch.set_num_threads(previous)

@@ -37,6 +37,7 @@ from fewshot.provenance import provenance
 from fewshot.run.checkpoint import publish_dir
 from fewshot.run.config import RunConfig
 from fewshot.run.folder import load_run
+from fewshot.runtime import torch_threads
 
 RECORDS, TASKS, SUMMARY, REPORT, FIGURE = ("records.csv.gz", "tasks.json", "summary.json",
                                            "report.md", "adaptation-curves.png")
@@ -113,8 +114,10 @@ def evaluate_run(run_dir: Path, settings: EvaluationSettings, *, learner: str = 
     out = Path(out) if out is not None else run_dir / (
         DEFAULT_FOLDER if learner == "trained" else f"{DEFAULT_FOLDER}-{learner}")
     total = sum(len(ts) for ts in sets.values()) * settings.trials * (settings.episodes + 1)
+    # torch's thread count changes the order of its sums, and chaotic physics amplifies
+    # the last bits: evaluate with the run's own setting, whatever the machine's cores
     with tqdm(total=total, desc=f"evaluate {label}", unit="episode",
-              disable=not progress) as bar:
+              disable=not progress) as bar, torch_threads(config.torch_threads):
         records = evaluate(scored, family, sets, settings, run=run_dir.resolve().name,
                            run_seed=config.seed, on_block=bar.update)
     info = {"family": family.name, "family_options": dict(family.options), "learner": label,
