@@ -21,8 +21,7 @@ from torch import nn
 import tasks
 from fewshot import registry
 from fewshot.collect import Action, Collector, Trials, env_spec
-from fewshot.collect.agents import GaussianAgent
-from fewshot.eval.learner import Episodes, FixedAgentLearner
+from fewshot.eval.learner import Episodes, FixedAgentLearner, fixed_policy
 from fewshot.nn.policy import sample_action
 
 # rule(counts [N, C], reward sums [N, C], rng) -> choices [N]
@@ -148,7 +147,7 @@ def random_learner(family: Any, *, name: str) -> Any:
     if spec.discrete:
         return CountingLearner(name=name, rule=uniform)
     policy = RandomPolicy(action_size=spec.action_size)
-    return FixedAgentLearner(name=name, agent=GaussianAgent(policy, [policy.params()]))
+    return fixed_policy(policy, name=name)
 
 
 def oracle_learner(family: Any, *, name: str) -> FixedAgentLearner:

@@ -13,7 +13,7 @@ from fewshot.algos.maml.maml import MAML
 from fewshot.collect import Collector
 from fewshot.collect.agents import GaussianAgent
 from fewshot.eval.harness import EvaluationSettings, evaluate, freeze_tasks
-from fewshot.eval.learner import FixedAgentLearner
+from fewshot.eval.learner import fixed_policy
 from fewshot.eval.records import FIELDS
 from fewshot.nn.policy import GaussianMLP
 from fewshot.references import oracle_learner, random_learner
@@ -37,7 +37,7 @@ def scripted_oracle():
 
 
 def fixed(policy, name="fixed"):
-    return FixedAgentLearner(name=name, agent=GaussianAgent(policy, [policy.params()]))
+    return fixed_policy(policy, name=name)
 
 
 def adapter(maml, **options):

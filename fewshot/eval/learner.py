@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from fewshot.collect import Agent, Batch, Collector
+from fewshot.collect.agents import GaussianAgent
 
 ALL_AT_ONCE = 1 << 30  # the block of a learner whose episodes can all be sampled together
 
@@ -115,6 +116,11 @@ class FixedAgentLearner:
               horizon: int | None = None) -> _FixedAdaptation:
         return _FixedAdaptation(self.agent, list(tasks),
                                 block_collectors(family, len(tasks), horizon))
+
+
+def fixed_policy(policy: Any, *, name: str) -> FixedAgentLearner:
+    """A Gaussian policy (run with its own parameters) that never adapts."""
+    return FixedAgentLearner(name=name, agent=GaussianAgent(policy, [policy.params()]))
 
 
 class _FixedAdaptation:

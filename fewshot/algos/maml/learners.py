@@ -10,9 +10,10 @@ from typing import Any
 from fewshot.algos.maml.advantages import with_advantages
 from fewshot.algos.maml.config import MAMLConfig
 from fewshot.algos.maml.maml import MAML
+from fewshot.checks import check_count
 from fewshot.collect import Batch
 from fewshot.collect.agents import GaussianAgent
-from fewshot.eval.learner import Collectors, Episodes, FixedAgentLearner, block_collectors
+from fewshot.eval.learner import Collectors, Episodes, Learner, block_collectors, fixed_policy
 
 
 class MAMLAdapter:
@@ -24,9 +25,7 @@ class MAMLAdapter:
 
     def __init__(self, *, name: str, learner: MAML, config: MAMLConfig,
                  episodes_per_step: int, later_step_scale: float = 1.0) -> None:
-        if isinstance(episodes_per_step, bool) or episodes_per_step < 1:
-            raise ValueError(f"episodes_per_step must be an integer >= 1, got "
-                             f"{episodes_per_step!r}")
+        check_count("MAMLAdapter", episodes_per_step=episodes_per_step)
         if not (math.isfinite(later_step_scale) and later_step_scale >= 0):
             raise ValueError(f"later_step_scale must be finite and >= 0, got "
                              f"{later_step_scale!r}")
@@ -73,7 +72,6 @@ def trained(learner: MAML, config: MAMLConfig, *, name: str,
                        later_step_scale=later_step_scale)
 
 
-def non_adaptive(learner: MAML, config: MAMLConfig, *, name: str) -> FixedAgentLearner:
+def non_adaptive(learner: MAML, config: MAMLConfig, *, name: str) -> Learner:
     """The meta-policy, never adapted: a flat curve is the expected answer."""
-    return FixedAgentLearner(name=name, agent=GaussianAgent(learner.policy,
-                                                            [learner.policy.params()]))
+    return fixed_policy(learner.policy, name=name)

@@ -11,6 +11,7 @@ import torch
 
 from fewshot.algos.ppo.config import PPOSettings
 from fewshot.algos.ppo.ppo import PPO
+from fewshot.checks import check_count
 from fewshot.collect import Collector
 from fewshot.collect.agents import ActorCriticAgent
 from fewshot.eval.learner import ALL_AT_ONCE, Collectors, Episodes
@@ -56,9 +57,7 @@ class FinetuneAdapter:
     on them. Episodes are sampled with the trial's current policy (PPO is on-policy)."""
 
     def __init__(self, *, name: str, learner: PPO, episodes_per_step: int) -> None:
-        if isinstance(episodes_per_step, bool) or episodes_per_step < 1:
-            raise ValueError(f"episodes_per_step must be an integer >= 1, got "
-                             f"{episodes_per_step!r}")
+        check_count("FinetuneAdapter", episodes_per_step=episodes_per_step)
         if learner.policy.memory:
             raise ValueError("finetune starts from a Markov policy (a ppo run)")
         self.name, self.learner = name, learner
