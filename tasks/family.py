@@ -154,10 +154,6 @@ class TaskFamily:
         values = self.task_to_dict(task)
         return [s for s, region in self.splits.items() if region.contains(values)]
 
-    def spec(self) -> dict[str, Any]:
-        """What names this family: its name and the options it was built with."""
-        return {"name": self.name, "options": dict(self.options)}
-
     def check_task(self, task: Task) -> Task:
         """Return the task if it belongs to this family's declared space, else raise."""
         if not isinstance(task, self.task_type):

@@ -201,7 +201,7 @@ def migrate(values: dict[str, Any], *, algo: str | None = None) -> dict[str, Any
     maml, ppo = old.pop("maml", {}) or {}, old.pop("ppo", {}) or {}
     shared = {k: old.pop(k) for k in V1_SHARED if k in old}
     if algo == "maml":
-        section = {**{k: v for k, v in shared.items()}, **maml}
+        section = {**shared, **maml}
     elif algo in V1_READ_BY:
         pool = {**shared, **ppo}
         section = {k: pool[k] for k in V1_READ_BY[algo] + V1_PPO_UPDATE if k in pool}
