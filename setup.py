@@ -24,6 +24,7 @@ setup(
         "test": [
             "pytest==9.2.0",
             "higher==0.2.1",
+            "hypothesis==6.170.17",
             "ruff==0.17.5",
         ],
     },
