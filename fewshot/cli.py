@@ -5,6 +5,7 @@ evaluation. Every command that loads a family or a run takes `--import MODULE`
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -64,10 +65,7 @@ def train_command(argv: list[str]) -> int:
     from fewshot.run.train import train  # the heavy imports only for this command
 
     config, out, resume, progress = parse_train_args(argv)
-    try:
-        train(config, out, resume=resume, progress=progress)
-    except (FileExistsError, FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"fewshot train: {error}") from error
+    train(config, out, resume=resume, progress=progress)
     print(f"run folder: {out}")
     return 0
 
@@ -208,15 +206,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; every expected failure ends in one line naming what went wrong
+    (exit status 1; 130 after Ctrl-C), not a traceback."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["train"]:
-        return train_command(argv[1:])
-    args = build_parser().parse_args(argv)
+    command = argv[0] if argv else "fewshot"
     try:
+        if command == "train":
+            return train_command(argv[1:])
+        args = build_parser().parse_args(argv)
         plugins.load(args.imports)
         return args.run(args)
-    except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"fewshot {args.command}: {error}") from error
+    except KeyboardInterrupt as stop:
+        print(f"\nfewshot {command}: {stop or 'interrupted; nothing was written'}",
+              file=sys.stderr)
+        return 130
+    except OSError as error:
+        raise SystemExit(f"fewshot {command}: {describe_os_error(error)}") from error
+    except ValueError as error:
+        raise SystemExit(f"fewshot {command}: {error}") from error
+
+
+def describe_os_error(error: OSError) -> str:
+    """A file-system error as one line: what failed, on which file, and what to do."""
+    where = f" {error.filename}" if error.filename else ""
+    advice = {errno.ENOSPC: "free some space, then run the same command with --resume "
+                            "(a run keeps its last checkpoint)",
+              errno.EDQUOT: "free some space, then run the same command with --resume",
+              errno.EROFS: "the file system is read-only; choose another --out",
+              errno.EACCES: "no permission to write there; choose another --out",
+              errno.EPERM: "no permission to write there; choose another --out"}
+    hint = advice.get(error.errno)
+    text = error.strerror or str(error)
+    if error.errno is None:  # an OSError raised with a message of our own
+        return str(error)
+    return f"cannot use{where}: {text}" + (f"; {hint}" if hint else "")
 
 
 if __name__ == "__main__":

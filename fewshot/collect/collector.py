@@ -28,6 +28,7 @@ import torch
 from fewshot.checks import check_count
 from fewshot.collect.batch import Batch
 from fewshot.collect.spec import EnvSpec, env_spec
+from tasks.resources import refuse_unless_fits
 
 
 @dataclass(frozen=True)
@@ -91,17 +92,31 @@ class Collector:
         check_count("Collector", num_envs=num_envs)
         self.family = family
         self.num_envs = int(num_envs)
+        self.spec: EnvSpec = env_spec(family)
+        self.horizon = int(horizon or family.horizon)
+        self.refuse_unless_fits()
         options: dict[str, Any] = {"autoreset_mode": "disabled", "horizon": horizon}
         if nthread is not None:  # only the MuJoCo families take it
             options["nthread"] = nthread
         self.envs = family.make_vec([family.default_task] * self.num_envs, **options)
         self.horizon = self.envs.horizon
-        self.spec: EnvSpec = env_spec(family)
         if not self.spec.discrete:
             self.action_center = torch.as_tensor(self.spec.action_center)
             self.action_half_range = torch.as_tensor(self.spec.action_half_range)
         self.env_steps = 0         # env-steps taken over the collector's life
         self.sample_seconds = 0.0  # wall time spent in collect()
+
+    def refuse_unless_fits(self, *, episodes_per_trial: int = 1, batches: int = 1) -> None:
+        """Raise TooLarge unless `batches` batches of trials of `episodes_per_trial`
+        episodes fit in memory. The estimate counts what a batch stores per env-step
+        (observation, action, reward, log-prob, flags: twice, as steps are stacked) and
+        doubles it for the update's working memory; trainers call this when built, so a
+        run that cannot fit fails before it starts."""
+        per_step = 2 * (4 * (self.spec.obs_size + self.spec.action_size) + 32)
+        steps = self.num_envs * self.horizon * episodes_per_trial * batches
+        batch = "a batch" if batches == 1 else f"{batches} batches"
+        refuse_unless_fits(f"{batch} of {self.num_envs} simulations x {episodes_per_trial} "
+                           f"episode(s) x horizon {self.horizon}", 2 * steps * per_step)
 
     def collect(self, agent: Agent, tasks: Sequence[Any], *, seed: int,
                 trials_per_task: int = 1, episodes_per_trial: int = 1) -> Batch:
@@ -114,6 +129,7 @@ class Collector:
         check_count("Collector.collect", trials_per_task=trials_per_task,
                     episodes_per_trial=episodes_per_trial)
         J, E = int(trials_per_task), int(episodes_per_trial)
+        self.refuse_unless_fits(episodes_per_trial=E)
         if len(tasks) * J != self.num_envs:
             raise ValueError(f"Collector.collect: {len(tasks)} tasks x {J} trials each need "
                              f"{len(tasks) * J} simulations; this collector has "

@@ -1,9 +1,12 @@
 """Checkpoints and run manifests: written atomically, read back without unpickling objects.
 
 A checkpoint is a dict of state_dicts, tensors and plain numbers saved with torch.save and
-loaded with `weights_only=True`, so loading never runs code. Every file is written to a
-temporary name in the same folder, flushed to disk, then renamed over the old one: a
-crash leaves either the old file or the new one, never half of one.
+loaded with `weights_only=True`, so loading never runs code. It carries its run's
+identity (the config, apart from `iterations`, and the seed), so a checkpoint copied from
+another run is refused on --resume. Every file is written to a temporary name in the same
+folder, flushed to disk, then renamed over the old one: a crash leaves either the old
+file or the new one, never half of one, and the next writer removes the temporaries of
+writers that died.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from fewshot.provenance import provenance
 
 CHECKPOINT = "checkpoint.pt"
 MANIFEST = "manifest.json"
+REQUIRED = ("iteration", "env_steps", "learner", "seed")
+"""Keys every checkpoint has; "trainer" (the trainer's own state) and "identity" (the
+run's config) were added later and are optional when reading."""
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -64,16 +70,58 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
     return path
 
 
+def remove_temporaries(run_dir: Path) -> list[Path]:
+    """Delete what killed writers left in `run_dir` (half-written `.NAME.*.tmp` files,
+    `.NAME.old-PID` folders of an interrupted publish_dir); returns what was removed.
+    Call it only while holding the folder's lock, so no live writer owns them."""
+    removed = sorted(Path(run_dir).glob(".*.tmp")) + sorted(Path(run_dir).glob(".*.old-*"))
+    for path in removed:
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    return removed
+
+
 def load_checkpoint(run_dir: Path) -> dict[str, Any]:
-    """The run's checkpoint; a clear error if it is missing or unreadable."""
+    """The run's checkpoint, checked: a dict with the REQUIRED keys whose learner weights
+    are finite. A clear error, naming the file, if it is missing, unreadable, or not one."""
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: the run has not saved one yet")
     try:
-        return torch.load(path, weights_only=True)
+        state = torch.load(path, weights_only=True)
     except Exception as error:  # torch raises several types for a corrupt file
         raise ValueError(f"checkpoint {path} is corrupt or not a fewshot checkpoint: "
                          f"{error}") from error
+    if not isinstance(state, dict):
+        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a fewshot "
+                         "checkpoint (a dict)")
+    missing = [key for key in REQUIRED if key not in state]
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks {missing}: it was not written by "
+                         f"`fewshot train` (a checkpoint has {list(REQUIRED)})")
+    if not isinstance(state["learner"], dict):
+        raise ValueError(f"checkpoint {path}: 'learner' must be a state_dict, got "
+                         f"{type(state['learner']).__name__}")
+    bad = [name for name, value in named_tensors(state["learner"])
+           if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise ValueError(f"checkpoint {path} has NaN or infinite weights in {bad}: the run "
+                         "diverged before this checkpoint; resume from an earlier copy or "
+                         "retrain with a smaller learning rate")
+    return state
+
+
+def named_tensors(tree: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
+    """The tensors in nested dicts and lists, named by their path ("policy.0.weight")."""
+    if torch.is_tensor(tree):
+        return [(prefix, tree)]
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, (list, tuple)):
+        items = enumerate(tree)
+    else:
+        return []
+    return [named for key, value in items
+            for named in named_tensors(value, f"{prefix}.{key}" if prefix else str(key))]
 
 
 def write_manifest(run_dir: Path, **fields: Any) -> None:

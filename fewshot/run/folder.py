@@ -1,5 +1,5 @@
-"""Run folders: creating one for a new run, checking one for --resume, and loading a
-finished run's config and trained model for evaluation.
+"""Run folders: starting a run in one, checking one for --resume, and loading a finished
+run's config and trained model for evaluation.
 
 A run folder holds config.yaml (the resolved settings, see run/config.py), metrics.csv
 and tensorboard/ (one row per iteration), checkpoint.pt (the model's state_dict, the
@@ -9,6 +9,7 @@ trainer's extra state, counters) and manifest.json (provenance).
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ import yaml
 
 from fewshot.checks import ConfigError
 from fewshot.collect import env_spec
-from fewshot.run.checkpoint import atomic_write_text, load_checkpoint
+from fewshot.run.checkpoint import CHECKPOINT, atomic_write_text, load_checkpoint
 from fewshot.run.config import RunConfig, from_dict, to_dict
+from fewshot.run.lock import LOCK
 from fewshot.runtime import derived_seed
 
 CONFIG = "config.yaml"
@@ -28,7 +30,7 @@ def read_config(path: Path) -> RunConfig:
     """The run config in a YAML file; a clear error for anything else."""
     path = Path(path)
     try:
-        values = yaml.safe_load(path.read_text())
+        values = yaml.safe_load(path.read_bytes().decode("utf-8"))
         return from_dict(values, source=str(path))
     except (UnicodeDecodeError, yaml.YAMLError, TypeError, ConfigError) as error:
         raise ValueError(f"{path} is not a valid run config: {error}") from error
@@ -38,30 +40,84 @@ def write_config(run_dir: Path, config: RunConfig) -> None:
     atomic_write_text(Path(run_dir) / CONFIG, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
-def prepare_run_dir(out: Path, config: RunConfig, *, resume: bool) -> RunConfig:
-    """Create the run folder, or check it for --resume; returns the config to run.
+def open_run(out: Path, config: RunConfig, *, resume: bool
+             ) -> tuple[RunConfig, dict[str, Any] | None]:
+    """Check `out` for a new run or for --resume: the config to run and the checkpoint
+    to continue from (None: start at iteration 0). Call it holding the folder's lock;
+    it writes nothing.
 
-    On resume the saved config is used; only `iterations` may differ (to extend a run).
+    A new run needs an empty folder. On resume the saved config is used; only
+    `iterations` may differ (to extend a run), and the checkpoint must be this run's. A
+    run stopped before its first checkpoint, or a folder holding nothing yet, resumes
+    from iteration 0.
     """
     out = Path(out)
     config_path = out / CONFIG
+    contents = sorted(p.name for p in out.iterdir() if p.name != LOCK)
     if not resume:
-        if out.exists() and any(out.iterdir()):
-            raise FileExistsError(f"run folder {out} is not empty; pass --resume to continue "
-                                  "it, or choose another --out")
-        out.mkdir(parents=True, exist_ok=True)
-        write_config(out, config)
-        return config
+        if contents:
+            raise FileExistsError(f"run folder {out} is not empty (it holds "
+                                  f"{_listing(contents)}); pass --resume to continue it "
+                                  "(from its last checkpoint, or from iteration 0 if it has "
+                                  "none), or choose another --out")
+        return config, None
     if not config_path.is_file():
-        raise FileNotFoundError(f"--resume: {out} is not a run folder (no {CONFIG})")
+        if contents:
+            raise FileNotFoundError(f"--resume: {out} is not a run folder (no {CONFIG}, "
+                                    f"but it holds {_listing(contents)})")
+        return config, None  # nothing was written yet: start the run
     saved = read_config(config_path)
-    wanted, have = to_dict(config), to_dict(saved)
-    differing = [k for k in set(wanted) | set(have)
-                 if k != "iterations" and wanted.get(k) != have.get(k)]
+    wanted, have = _flat(to_dict(config)), _flat(to_dict(saved))
+    differing = sorted(k for k in set(wanted) | set(have)
+                       if k != "iterations" and wanted.get(k) != have.get(k))
     if differing:
-        raise ValueError(f"--resume: settings {sorted(differing)} differ from the run's "
+        raise ValueError(f"--resume: settings {differing} differ from the run's "
                          f"{CONFIG}; only iterations may change when resuming")
-    return dataclasses.replace(saved, iterations=config.iterations)
+    config = dataclasses.replace(saved, iterations=config.iterations)
+    if not (out / CHECKPOINT).is_file():
+        return config, None
+    state = load_checkpoint(out)
+    check_identity(state, config, out / CHECKPOINT)
+    return config, state
+
+
+def identity(config: RunConfig) -> dict[str, Any]:
+    """What makes a run this run: its config apart from `iterations`, as plain data."""
+    values = json.loads(json.dumps(to_dict(config)))
+    values.pop("iterations")
+    return values
+
+
+def check_identity(state: dict[str, Any], config: RunConfig, path: Path) -> None:
+    """Refuse a checkpoint of another run (another seed, family, algorithm, setting).
+    Checkpoints from before identities were recorded are checked by their seed."""
+    if int(state["seed"]) != config.seed:
+        raise ValueError(f"{path} is a checkpoint of another run: its seed is "
+                         f"{state['seed']}, this run's ({CONFIG}) is {config.seed}")
+    if "identity" not in state:
+        return
+    theirs, ours = _flat(state["identity"]), _flat(identity(config))
+    differing = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    if differing:
+        shown = "; ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here"
+                          for k in differing[:5])
+        raise ValueError(f"{path} is a checkpoint of another run ({shown}); resume it "
+                         f"in its own folder, or delete it to restart this run")
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"maml": {"inner_lr": 0.1}} -> {"maml.inner_lr": 0.1}, to name what differs."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _listing(names: list[str]) -> str:
+    return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
 
 
 def build_model(config: RunConfig) -> Any:
@@ -79,10 +135,20 @@ def load_run(run_dir: Path) -> tuple[RunConfig, Any]:
                                 "make one with `fewshot train`")
     config = read_config(config_path)
     state = load_checkpoint(run_dir)
+    check_identity(state, config, run_dir / CHECKPOINT)
     model = build_model(config)
+    load_weights(model, state, run_dir / CHECKPOINT, config)
+    return config, model
+
+
+def load_weights(model: Any, state: dict[str, Any], path: Path, config: RunConfig) -> None:
+    """The checkpoint's learner weights into `model`; a clear error if they do not fit
+    (a checkpoint of another algorithm or family, or a config edited since)."""
     try:
         model.load_state_dict(state["learner"])
-    except (KeyError, RuntimeError, TypeError) as error:
-        raise ValueError(f"the checkpoint in {run_dir} does not match its {CONFIG}: "
-                         f"{error}") from error
-    return config, model
+    except (KeyError, RuntimeError, TypeError, ValueError) as error:
+        first = str(error).strip().splitlines()[:3]
+        raise ValueError(f"{path} does not fit a {config.algo} model on {config.family} "
+                         f"as {CONFIG} describes it (was the config edited, or the "
+                         f"checkpoint copied from another run?): {' '.join(first)}"
+                         ) from error

@@ -24,13 +24,15 @@ from tqdm import tqdm
 
 from fewshot.registry import TrainContext, Trainer
 from fewshot.run.checkpoint import (
-    load_checkpoint,
+    CHECKPOINT,
     record_resume,
+    remove_temporaries,
     save_checkpoint,
     write_manifest,
 )
 from fewshot.run.config import RunConfig
-from fewshot.run.folder import build_model, prepare_run_dir, write_config
+from fewshot.run.folder import build_model, identity, load_weights, open_run, write_config
+from fewshot.run.lock import RunLock
 from fewshot.run.metrics import MetricsLog
 from fewshot.runtime import torch_threads
 
@@ -44,33 +46,62 @@ def make_trainer(config: RunConfig) -> tuple[Any, Trainer]:
     return model, config.algorithm.trainer(model, config.algo_config, context)
 
 
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C; the message says what the run folder kept and how to
+    continue."""
+
+
 def train(config: RunConfig, out: Path, *, resume: bool = False,
           progress: bool = True) -> Any:
-    """Train `config.algo` on `config.family` in run folder `out`; returns the model."""
+    """Train `config.algo` on `config.family` in run folder `out`; returns the model.
+
+    Settings that cannot work fail before the folder is touched; a second process on the
+    same folder is refused (RunFolderBusyError); Ctrl-C stops cleanly (Interrupted), keeping
+    the last checkpoint.
+    """
     out = Path(out)
     model, trainer = make_trainer(config)
-    config = prepare_run_dir(out, config, resume=resume)
-    torch.set_num_threads(config.torch_threads)
-    start = 0
-    if resume:
-        state = load_checkpoint(out)
-        model.load_state_dict(state["learner"])
-        trainer.load_state_dict(state.get("trainer", {}))
-        start, trainer.env_steps = int(state["iteration"]), int(state["env_steps"])
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; a run folder is a directory")
+    if resume and not out.exists():
+        raise FileNotFoundError(f"--resume: {out} is not a run folder (it does not exist)")
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):
+        remove_temporaries(out)
+        config, state = open_run(out, config, resume=resume)
+        start = 0
+        if state is not None:
+            load_weights(model, state, out / CHECKPOINT, config)
+            try:
+                trainer.load_state_dict(state.get("trainer", {}))
+            except (KeyError, RuntimeError, TypeError, ValueError) as error:
+                raise ValueError(f"{out / CHECKPOINT}: the {config.algo} trainer's state "
+                                 f"does not fit: {error}") from error
+            start, trainer.env_steps = int(state["iteration"]), int(state["env_steps"])
+        elif resume and progress:
+            print(f"{out}: no checkpoint yet; starting at iteration 0", file=sys.stderr)
         if start >= config.iterations:  # finished: leave the run folder as it is
             if progress:
                 print(f"{out}: already at iteration {start} of {config.iterations}; "
                       "pass a larger --iterations to continue it", file=sys.stderr)
             return model
-    if resume:
-        write_config(out, config)  # the run's iterations may have been extended
-        record_resume(out, at_iteration=start)
-    else:
-        write_manifest(out, seed=config.seed, family=config.family, algo=config.algo)
+        torch.set_num_threads(config.torch_threads)
+        write_config(out, config)  # on resume, the run's iterations may have been extended
+        if start > 0:
+            record_resume(out, at_iteration=start)
+        else:
+            write_manifest(out, seed=config.seed, family=config.family, algo=config.algo)
+        run_loop(trainer, model, config, out, start=start, progress=progress)
+    return model
+
+
+def run_loop(trainer: Trainer, model: Any, config: RunConfig, out: Path, *, start: int,
+             progress: bool) -> None:
+    """Iterations start..config.iterations, logging each and checkpointing on schedule."""
     log = MetricsLog(out, start=start)
     bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations,
                desc=f"{config.algo} {config.family}", disable=not progress, unit="it")
-    started = time.perf_counter()
+    started, saved, iteration = time.perf_counter(), start, start
     try:
         for iteration in bar:
             row = run_iteration(trainer, iteration, update_threads=config.update_threads)
@@ -81,11 +112,17 @@ def train(config: RunConfig, out: Path, *, resume: bool = False,
             if done % config.checkpoint_every == 0 or done == config.iterations:
                 save_checkpoint(out, {"iteration": done, "env_steps": trainer.env_steps,
                                       "learner": model.state_dict(),
-                                      "trainer": trainer.state_dict(), "seed": config.seed})
+                                      "trainer": trainer.state_dict(), "seed": config.seed,
+                                      "identity": identity(config)})
+                saved = done
+    except KeyboardInterrupt:
+        kept = (f"its last checkpoint (iteration {saved}) is kept" if saved else
+                "it has no checkpoint yet")
+        raise Interrupted(f"interrupted during iteration {iteration}; {kept}. Continue "
+                          f"with: fewshot train --out {out} --resume") from None
     finally:
         log.close()
         bar.close()
-    return model
 
 
 def run_iteration(trainer: Trainer, iteration: int, *, update_threads: int) -> dict[str, float]:
