@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_rollouts.add_argument("--families", nargs="*", help="families to run (default: all)")
     run_rollouts.add_argument("--num-envs", type=positive_int, default=64,
                               help="simulations per split (default: 64)")
-    run_rollouts.add_argument("--seed", type=int, default=0, help="task and action seed")
+    run_rollouts.add_argument("--seed", type=non_negative_int, default=0,
+                              help="task and action seed")
     add_import(run_rollouts)
     run_rollouts.set_defaults(run=rollouts_command)
 
@@ -172,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="tasks per frozen split (default: 20)")
     evaluate.add_argument("--trials", type=positive_int, default=5,
                           help="evaluation episodes per task and k (default: 5)")
-    evaluate.add_argument("--eval-seed", type=int, default=0,
+    evaluate.add_argument("--eval-seed", type=non_negative_int, default=0,
                           help="seed of the frozen task sets and the noise (default: 0)")
     evaluate.add_argument("--learner", default="trained",
                           help="what to score: a learner the run's algorithm offers "

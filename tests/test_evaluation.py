@@ -192,3 +192,45 @@ def test_evaluation_runs_with_the_runs_torch_threads_whatever_the_process_has(
         assert torch.get_num_threads() == 2  # and the process's own afterwards
     finally:
         torch.set_num_threads(previous)
+
+
+def test_an_unwritable_out_is_refused_before_the_evaluation_runs(run_dir, tmp_path,
+                                                                  monkeypatch):
+    import fewshot.eval.evaluation as evaluation
+
+    def never(*args, **kwargs):
+        raise AssertionError("evaluated although the output cannot be written")
+    monkeypatch.setattr(evaluation, "evaluate", never)
+    blocker = tmp_path / "file"
+    blocker.write_text("mine")
+    with pytest.raises(SystemExit, match="is a file; an evaluation is a folder"):
+        cli.main(["evaluate", str(run_dir), *SMALL, "--out", str(blocker)])
+    with pytest.raises(SystemExit, match=f"{blocker} .*is a file; a folder of evaluations"):
+        cli.main(["evaluate", str(run_dir), *SMALL, "--out", str(blocker / "eval")])
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[: len(data) // 2],                 # cut short
+    lambda data: data[:10] + b"\x00" * 20 + data[30:],   # corrupt
+    lambda data: b"\xff\xfe binary",                     # not gzip at all
+])
+def test_a_damaged_records_file_is_named(run_dir, tmp_path, damage):
+    run = fresh_copy(run_dir, tmp_path)
+    assert cli.main(["evaluate", str(run), *SMALL]) == 0
+    path = run / "evaluation" / "records.csv.gz"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(SystemExit, match=f"{path} is not a records file"):
+        cli.main(["compare", str(run), str(run), "--out", str(tmp_path / "both")])
+
+
+def test_a_records_row_cut_short_is_named(tmp_path):
+    path = tmp_path / "records.csv"
+    path.write_text("learner,run,k,return\nmaml,r,0,1.5\nmaml,r\n")
+    with pytest.raises(ValueError, match=f"{path} is not a records file"):
+        Records.read_csv(path)
+
+
+def test_a_negative_eval_seed_is_refused_naming_the_flag(run_dir, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", str(run_dir), *SMALL, "--eval-seed", "-1"])
+    assert "--eval-seed: must be an integer >= 0, got -1" in capsys.readouterr().err

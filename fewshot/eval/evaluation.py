@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -34,7 +35,7 @@ from fewshot.eval.learner import Learner
 from fewshot.eval.records import Records
 from fewshot.eval.task_sets import load_task_sets
 from fewshot.provenance import provenance
-from fewshot.run.checkpoint import publish_dir
+from fewshot.run.checkpoint import make_folder, publish_dir
 from fewshot.run.config import RunConfig
 from fewshot.run.folder import load_run
 from fewshot.runtime import torch_threads
@@ -113,6 +114,7 @@ def evaluate_run(run_dir: Path, settings: EvaluationSettings, *, learner: str = 
     sets.update({name: list(ts) for name, ts in (task_sets or {}).items()})
     out = Path(out) if out is not None else run_dir / (
         DEFAULT_FOLDER if learner == "trained" else f"{DEFAULT_FOLDER}-{learner}")
+    check_writable(out)
     total = sum(len(ts) for ts in sets.values()) * settings.trials * (settings.episodes + 1)
     # torch's thread count changes the order of its sums, and chaotic physics amplifies
     # the last bits: evaluate with the run's own setting, whatever the machine's cores
@@ -131,6 +133,15 @@ def evaluate_run(run_dir: Path, settings: EvaluationSettings, *, learner: str = 
     write_folder(out, records=records, summary=summary, frozen=frozen,
                  title=f"{label} on {family.name}")
     return out
+
+
+def check_writable(out: Path) -> None:
+    """Fail now, not after the evaluation, if the output folder cannot be written."""
+    out = Path(out)
+    make_folder(out.parent, "folder of evaluations")
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out} is a file; an evaluation is a folder")
+    os.rmdir(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.probe-"))
 
 
 def write_folder(out: Path, *, records: Records, summary: dict[str, Any],
@@ -185,6 +196,7 @@ def compare(paths: Sequence[Path], out: Path) -> Path:
     if len(paths) < 2:
         raise ValueError(f"compare needs at least two evaluations, got {len(paths)}")
     loaded = [load_evaluation(Path(p)) for p in paths]
+    check_writable(out)
     first_path, (_, first_tasks, _) = paths[0], loaded[0]
     for path, (_, frozen, _) in zip(paths[1:], loaded[1:], strict=True):
         common = set(frozen["splits"]) & set(first_tasks["splits"])

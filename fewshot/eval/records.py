@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import zlib
 import io
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -119,7 +120,7 @@ class Records:
         try:
             with opener(path, "rt", newline="") as f:
                 rows = list(csv.DictReader(f))
-        except (OSError, UnicodeDecodeError, csv.Error) as error:
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as error:
             raise ValueError(f"{path} is not a records file: {error}") from error
         if not rows:
             raise ValueError(f"{path} holds no records")
@@ -127,7 +128,7 @@ class Records:
             columns = {name: _parse([row[name] for row in rows], name)
                        for name in rows[0]}
             return cls(columns)
-        except (KeyError, ValueError) as error:
+        except (KeyError, TypeError, ValueError) as error:  # TypeError: a short row
             raise ValueError(f"{path} is not a records file: {error}") from error
 
 

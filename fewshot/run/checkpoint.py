@@ -30,6 +30,20 @@ REQUIRED = ("iteration", "env_steps", "learner", "seed")
 run's config) were added later and are optional when reading."""
 
 
+def make_folder(path: Path, what: str = "folder") -> Path:
+    """Create `path` (and its parents) as a directory, or explain why it cannot be one:
+    a clear NotADirectoryError when it, or one of its parents, is a file."""
+    path = Path(path)
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                whose = "" if place == path else f" (a parent of {path})"
+                raise NotADirectoryError(f"{place}{whose} is a file; a {what} is a directory")
+            break
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Write `path` through `write(file)` so that readers never see a partial file."""
     path = Path(path)

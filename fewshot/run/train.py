@@ -25,6 +25,7 @@ from tqdm import tqdm
 from fewshot.registry import TrainContext, Trainer
 from fewshot.run.checkpoint import (
     CHECKPOINT,
+    make_folder,
     record_resume,
     remove_temporaries,
     save_checkpoint,
@@ -61,11 +62,9 @@ def train(config: RunConfig, out: Path, *, resume: bool = False,
     """
     out = Path(out)
     model, trainer = make_trainer(config)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} is a file; a run folder is a directory")
     if resume and not out.exists():
         raise FileNotFoundError(f"--resume: {out} is not a run folder (it does not exist)")
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, "run folder")
     with RunLock(out):
         remove_temporaries(out)
         config, state = open_run(out, config, resume=resume)
