@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import csv
 import gzip
-import zlib
 import io
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
