@@ -2,9 +2,10 @@
 
 The env owns what every family shares: task bookkeeping, per-env random generators,
 the fixed-horizon truncation, autoreset, episode outcome flags (`info["outcome_<name>"]`)
-and checking actions at the boundary. The
-physics lives in a `Simulator` (MuJoCo batch, or numpy for point-nav) that steps all N
-simulations at once and never loops over envs in Python.
+and checking what crosses the boundary: the user's actions, seeds and masks on the way
+in, and the simulator's arrays on the way out. The physics lives in a `Simulator`
+(MuJoCo batch, or numpy for point-nav) that steps all N simulations at once and never
+loops over envs in Python.
 
 Letters in names: N environments, O observation size, A action size.
 """
@@ -21,6 +22,11 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 AUTORESET_MODES = {"next-step": AutoresetMode.NEXT_STEP, "disabled": AutoresetMode.DISABLED}
+
+
+def closed_env_error(factory: str) -> RuntimeError:
+    """The error for using an env after close(); `factory` is "make_vec" or "make_env"."""
+    return RuntimeError(f"this env was closed; make a new one with family.{factory}(...)")
 
 
 @dataclass
@@ -50,7 +56,8 @@ class Simulator(Protocol):
 
     def step(self, action_NA: np.ndarray, active_N: np.ndarray) -> SimStep:
         """Step the active simulations; entries of inactive ones are ignored. Actions are
-        [N, A] floats for a Box action space, [N] integers for a Discrete one."""
+        [N, A] finite floats for a Box action space (possibly outside the box: the
+        simulator clips them), [N] integers in range for a Discrete one."""
 
 
 class BatchedEnv(gymnasium.vector.VectorEnv):
@@ -66,6 +73,12 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
             (reset done envs yourself with `reset(options={"reset_mask": mask})`).
         seed: seeds env i's generator with seed + i at the first reset, unless reset is
             given a seed.
+
+    Misuse raises at once: a ValueError for actions of the wrong shape or dtype, NaN or
+    inf actions (naming the envs and their values), a bad seed or reset mask; a
+    RuntimeError for step() before reset() (or after set_tasks) and for any use after
+    close(). Box actions outside the action box are not refused; the simulator clips
+    them to it.
     """
 
     def __init__(self, *, family: Any, simulator: Simulator, tasks: Sequence[Any],
@@ -101,6 +114,7 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
 
     def set_tasks(self, tasks: Sequence[Any]) -> None:
         """Swap every simulation's task without rebuilding; call reset() before step()."""
+        self._refuse_if_closed()
         tasks = list(tasks)
         if len(tasks) != self.num_envs:
             raise ValueError(f"set_tasks needs {self.num_envs} tasks (one per env), "
@@ -111,6 +125,7 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
 
     def reset(self, *, seed: int | Sequence[int] | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        self._refuse_if_closed()
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         if "tasks" in options:
@@ -141,6 +156,7 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                           dict[str, np.ndarray]]:
+        self._refuse_if_closed()
         if self._needs_reset:
             raise RuntimeError("call reset() before step() (after construction and after "
                                "set_tasks)")
@@ -148,6 +164,7 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
         resetting_N = self._autoreset.copy()
         active_N = ~resetting_N
         out = self.sim.step(action_NA, active_N)
+        self._check_sim_step(out)
         self._elapsed[active_N] += 1
         terminated_N = out.terminated_N & active_N
         truncated_N = (self._elapsed >= self.horizon) & active_N
@@ -157,27 +174,60 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
             self._reset_ids(np.flatnonzero(resetting_N))
         if self.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP:
             self._autoreset = terminated_N | truncated_N
-        if set(out.outcomes) != set(self.family.outcomes):
-            raise RuntimeError(f"the simulator of {self.family.name!r} flagged outcomes "
-                               f"{sorted(out.outcomes)}; the family declares "
-                               f"{sorted(self.family.outcomes)}")
         info = {"diverged": out.diverged_N & active_N}
         info.update({f"reward_{k}": np.where(active_N, v, 0.0) for k, v in out.terms.items()})
         info.update({f"outcome_{k}": v & active_N for k, v in out.outcomes.items()})
         return self._obs.copy(), reward_N, terminated_N, truncated_N, info
 
+    def _refuse_if_closed(self) -> None:
+        if self.closed:
+            raise closed_env_error("make_vec")
+
+    def _check_sim_step(self, out: SimStep) -> None:
+        """A simulator's step must return one entry per env: refuse it loudly otherwise."""
+        where = f"the simulator of {self.family.name!r} ({type(self.sim).__name__})"
+        if set(out.outcomes) != set(self.family.outcomes):
+            raise RuntimeError(f"{where} flagged outcomes {sorted(out.outcomes)}; the "
+                               f"family declares {sorted(self.family.outcomes)}")
+        n = self.num_envs
+        shapes = {"obs_NO": (out.obs_NO, (n, *self.single_observation_space.shape)),
+                  "reward_N": (out.reward_N, (n,)), "terminated_N": (out.terminated_N, (n,)),
+                  "diverged_N": (out.diverged_N, (n,)),
+                  **{f"terms[{k!r}]": (v, (n,)) for k, v in out.terms.items()},
+                  **{f"outcomes[{k!r}]": (v, (n,)) for k, v in out.outcomes.items()}}
+        for name, (value, shape) in shapes.items():
+            if np.shape(value) != shape:
+                raise RuntimeError(f"{where} returned {name} of shape {np.shape(value)}; "
+                                   f"expected {shape}, one entry per env")
+        flags = {"terminated_N": out.terminated_N, "diverged_N": out.diverged_N,
+                 **{f"outcomes[{k!r}]": v for k, v in out.outcomes.items()}}
+        for name, value in flags.items():
+            if np.asarray(value).dtype != bool:
+                raise RuntimeError(f"{where} returned {name} of dtype "
+                                   f"{np.asarray(value).dtype}; expected bool")
+
     def _reset_ids(self, ids: np.ndarray) -> None:
-        self._obs[ids] = self.sim.reset(ids, [self._rngs[i] for i in ids])
+        obs = self.sim.reset(ids, [self._rngs[i] for i in ids])
+        want = (len(ids), *self.single_observation_space.shape)
+        if np.shape(obs) != want:
+            raise RuntimeError(f"the simulator of {self.family.name!r} "
+                               f"({type(self.sim).__name__}) reset {len(ids)} envs and "
+                               f"returned observations of shape {np.shape(obs)}; expected "
+                               f"{want}")
+        self._obs[ids] = obs
         self._elapsed[ids] = 0
         self._autoreset[ids] = False
 
     def _seeds(self, seed: int | Sequence[int]) -> list[int]:
-        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        def is_seed(s: Any) -> bool:
+            return isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0
+
+        if is_seed(seed):
             return [int(seed) + i for i in range(self.num_envs)]
-        seeds = list(seed)
-        if len(seeds) != self.num_envs or not all(isinstance(s, (int, np.integer))
-                                                  for s in seeds):
-            raise ValueError(f"seed must be an int or {self.num_envs} ints, got {seed!r}")
+        seeds = list(seed) if isinstance(seed, Sequence | np.ndarray) else []
+        if len(seeds) != self.num_envs or not all(is_seed(s) for s in seeds):
+            raise ValueError(f"seed must be a non-negative int or {self.num_envs} of them "
+                             f"(one per env), got {seed!r}")
         return [int(s) for s in seeds]
 
     def _check_actions(self, actions: Any) -> np.ndarray:
@@ -192,8 +242,11 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
                              f"(num_envs, action size), got {action.shape}")
         finite = np.isfinite(action).all(axis=1)
         if not finite.all():
-            raise ValueError(f"actions contain NaN or inf, in envs "
-                             f"{np.flatnonzero(~finite)[:10].tolist()}")
+            bad = np.flatnonzero(~finite)
+            shown = "; ".join(f"env {i}: {action[i].tolist()}" for i in bad[:5])
+            more = f" (and {len(bad) - 5} more envs)" if len(bad) > 5 else ""
+            raise ValueError(f"actions must be finite; NaN or inf in {len(bad)} of "
+                             f"{self.num_envs} envs: {shown}{more}")
         return action.astype(np.float64, copy=False)
 
     def _check_discrete_actions(self, actions: Any) -> np.ndarray:

@@ -14,6 +14,7 @@ from gymnasium.wrappers import TimeLimit
 import tasks
 from tasks.locomotion import ANT, CHEETAH
 from tasks.locomotion.dynamics import SCALED_FIELDS, model_field
+from tasks.point_nav import PointNavSim
 
 NAMES = tasks.names()
 NUMPY_NAMES = ("point-nav", "bandit", "guessing-game")  # simulated with numpy, not MuJoCo
@@ -198,6 +199,34 @@ def test_action_space_matches_mujoco_ctrlrange(name):
         np.testing.assert_array_equal(space.low, ctrlrange[:, 0].astype(np.float32))
         np.testing.assert_array_equal(space.high, ctrlrange[:, 1].astype(np.float32))
     assert venv.action_space.shape == (1, *venv.single_action_space.shape)
+
+
+@pytest.mark.parametrize("name", ["cheetah-vel", "ant-dir"])
+def test_actions_outside_the_box_move_and_cost_as_the_clipped_action(name):
+    """The box's edge, pushed past by 1.5, 1e3 and 1e200: the same motion, reward and
+    control cost as the edge itself, in the batched and the reference env."""
+    family = tasks.get(name)
+    size = family.make_env().action_space.shape[0]
+    edge = np.random.default_rng(3).uniform(-1, 1, size)
+    edge[::2] = np.sign(edge[::2])
+    pushed = [np.where(np.abs(edge) == 1, edge * scale, edge) for scale in (1.5, 1e3, 1e200)]
+    venv = family.make_vec([family.default_task] * 4, seed=[SEED] * 4)
+    venv.reset()
+    obs, reward, _, _, info = venv.step(np.array([edge, *pushed]))
+    for i in range(1, 4):
+        np.testing.assert_array_equal(obs[i], obs[0])
+        assert reward[i] == reward[0]
+        for key, value in reward_terms(info).items():
+            assert value[i] == value[0], key
+    cost = (ANT if name.startswith("ant") else CHEETAH).ctrl_cost_weight * np.sum(edge ** 2)
+    assert info["reward_ctrl"] == pytest.approx([-cost] * 4, rel=1e-12)
+    assert not info["diverged"].any()
+    env = family.make_env(family.default_task)
+    env.reset(seed=SEED)
+    ref_obs, ref_reward, _, _, ref_info = env.step(pushed[-1])
+    np.testing.assert_allclose(ref_obs, obs[0], rtol=0, atol=1e-8)
+    assert ref_reward == pytest.approx(reward[0], rel=0, abs=1e-8)
+    assert ref_info["reward_ctrl"] == pytest.approx(-cost, rel=1e-12)
 
 
 def test_point_nav_actions_are_clipped_to_max_step():
@@ -537,6 +566,129 @@ def test_bad_actions_raise_value_error_naming_the_problem(name, problem):
         env.step(spoil(good[0]))
     venv.step(good)
     env.step(good[0])
+
+
+def test_non_finite_actions_are_refused_naming_the_envs_and_their_values():
+    family = tasks.get("cheetah-vel")
+    venv = family.make_vec(mixed_tasks(family, 4), seed=0)
+    venv.reset()
+    action = np.zeros((4, 6))
+    action[1, 2] = np.nan
+    action[3, 0] = -np.inf
+    with pytest.raises(ValueError, match="finite") as caught:
+        venv.step(action)
+    message = str(caught.value)
+    assert "env 1: [0.0, 0.0, nan" in message and "env 3: [-inf" in message
+    assert "env 0" not in message and "env 2" not in message
+    env = family.make_env()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"finite.*\[-inf, 0.0"):
+        env.step(action[3])
+    venv.step(np.zeros((4, 6)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_closed_batched_env_refuses_every_use(name):
+    family = tasks.get(name)
+    venv = family.make_vec(mixed_tasks(family, 2), seed=0)
+    venv.reset()
+    venv.close()
+    closed = r"this env was closed; make a new one with family\.make_vec\(\.\.\.\)"
+    with pytest.raises(RuntimeError, match=closed):
+        venv.step(zero_actions(venv.action_space))
+    with pytest.raises(RuntimeError, match=closed):
+        venv.reset()
+    with pytest.raises(RuntimeError, match=closed):
+        venv.set_tasks(mixed_tasks(family, 2))
+    venv.close()  # closing again is harmless
+
+
+@pytest.mark.parametrize("name", MUJOCO_NAMES)
+def test_a_closed_reference_env_refuses_to_step_or_reset(name):
+    family = tasks.get(name)
+    env = family.make_env()
+    zero = zero_actions(env.action_space)
+    env.reset(seed=0)
+    env.step(zero)
+    env.close()
+    closed = r"this env was closed; make a new one with family\.make_env\(\.\.\.\)"
+    with pytest.raises(RuntimeError, match=closed):
+        env.step(zero)
+    with pytest.raises(RuntimeError, match=closed):
+        env.reset(seed=0)
+
+
+@pytest.mark.parametrize("name", MUJOCO_NAMES)
+def test_reference_env_refuses_to_step_before_reset(name):
+    """As the batched env: after construction and after set_task (gymnasium.make's order
+    check would catch only the first, and only through gymnasium.make)."""
+    family = tasks.get(name)
+    task_a, task_b = two_distinct_tasks(family)
+    env = family.make_env(task_a).unwrapped
+    zero = zero_actions(env.action_space)
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+        env.step(zero)
+    env.reset(seed=0)
+    env.step(zero)
+    env.set_task(task_b)
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+        env.step(zero)
+    env.reset()
+    env.step(zero)
+
+
+@pytest.mark.parametrize("seed", [-1, True, 1.5, "0", [0, 1], [0, 1, -2], None])
+def test_bad_seeds_raise_value_error(seed):
+    family = tasks.get("point-nav")
+    venv = family.make_vec(mixed_tasks(family, 3))
+    if seed is None:  # the constructor's seed is checked at the first reset
+        venv = family.make_vec(mixed_tasks(family, 3), seed=-5)
+    with pytest.raises(ValueError, match="seed must be a non-negative int or 3 of them"):
+        venv.reset(seed=seed)
+
+
+def test_nthread_must_be_a_positive_integer():
+    family = tasks.get("cheetah-vel")
+    for nthread in (0, True, 1.5):
+        with pytest.raises(ValueError, match="nthread"):
+            family.make_vec([family.default_task], nthread=nthread)
+
+
+class SpoiltPointNav(PointNavSim):
+    """point-nav's simulator with one of its outputs spoilt."""
+
+    def __init__(self, num_envs: int, spoil: str) -> None:
+        super().__init__(num_envs)
+        self.spoil = spoil
+
+    def reset(self, ids, rngs):
+        obs = super().reset(ids, rngs)
+        return obs[:, :1] if self.spoil == "reset" else obs
+
+    def step(self, action_NA, active_N):
+        out = super().step(action_NA, active_N)
+        if self.spoil == "reward":
+            out.reward_N = out.reward_N[:-1]
+        elif self.spoil == "terminated":
+            out.terminated_N = out.terminated_N.astype(float)
+        elif self.spoil == "term":
+            out.terms["distance"] = out.terms["distance"][None]
+        return out
+
+
+@pytest.mark.parametrize(("spoil", "pattern"), [
+    ("reset", r"reset 2 envs and returned observations of shape \(2, 1\); expected \(2, 2\)"),
+    ("reward", r"reward_N of shape \(1,\); expected \(2,\)"),
+    ("terminated", r"terminated_N of dtype float64; expected bool"),
+    ("term", r"terms\['distance'\] of shape \(1, 2\); expected \(2,\)")])
+def test_a_simulator_returning_wrong_arrays_is_refused_naming_them(spoil, pattern):
+    family = tasks.get("point-nav")
+    venv = tasks.BatchedEnv(family=family, simulator=SpoiltPointNav(2, spoil),
+                            tasks=[family.default_task] * 2, horizon=5, seed=0)
+    with pytest.raises(RuntimeError, match=r"simulator of 'point-nav' \(SpoiltPointNav\)"
+                                           rf".* {pattern}"):
+        venv.reset()
+        venv.step(np.zeros((2, 2), dtype=np.float32))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -11,7 +11,7 @@ import mujoco.batch
 import numpy as np
 from gymnasium import spaces
 
-from tasks.locomotion.dynamics import combined_factors, model_field
+from tasks.locomotion.dynamics import Factors, combined_factors, model_field
 from tasks.locomotion.robots import PhysicsState, Robot, quiet_mujoco
 from tasks.locomotion.transition import instability_counts, outcome
 from tasks.vector import SimStep
@@ -33,7 +33,8 @@ class LocomotionSim:
 
     def __init__(self, *, robot: Robot, reward, dynamics: Sequence, num_envs: int,
                  nthread: int | None = None) -> None:
-        if nthread is not None and (not isinstance(nthread, int) or nthread < 1):
+        if nthread is not None and (isinstance(nthread, bool) or not isinstance(nthread, int)
+                                    or nthread < 1):
             raise ValueError(f"nthread must be an integer >= 1, got {nthread!r}")
         self.robot = robot
         self.reward = reward
@@ -52,9 +53,17 @@ class LocomotionSim:
 
     def set_tasks(self, task: dict[str, np.ndarray]) -> None:
         self._task = task
-        if not self.dynamics:
-            return
-        for name, factor in combined_factors(self.dynamics, self.robot, task).items():
+        if self.dynamics:
+            self.set_factors(combined_factors(self.dynamics, self.robot, task))
+
+    def set_factors(self, factors: Factors) -> None:
+        """Set model fields to default * factor, per simulation (factors [N, *shape]).
+
+        set_tasks goes through here with factors of tasks the family has checked; called
+        directly, nothing checks the factors against any declared space, which is how a
+        stress test reaches dynamics beyond it. Reset the simulations after.
+        """
+        for name, factor in factors.items():
             self.batch.expand(name)[:] = model_field(self.robot.model, name) * factor
         self.batch.set_const()
 
@@ -68,6 +77,7 @@ class LocomotionSim:
         return self.robot.observe(self._state)[ids]
 
     def step(self, action_NA: np.ndarray, active_N: np.ndarray) -> SimStep:
+        action_NA = self.robot.clip_action(action_NA)
         xy_before = self.robot.xy_position(self._state).copy()
         counts_before = instability_counts(self.batch.warning[..., 1])
         self._ctrl[:] = action_NA

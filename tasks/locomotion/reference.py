@@ -19,13 +19,16 @@ from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from tasks.locomotion.dynamics import combined_factors, model_field
 from tasks.locomotion.robots import PhysicsState, Robot, quiet_mujoco
 from tasks.locomotion.transition import instability_counts, outcome
+from tasks.vector import closed_env_error
 
 
 class LocomotionEnv(MujocoEnv):
     """One simulation of a locomotion family's task.
 
     The task is set at construction, by `set_task(task)`, or by
-    `reset(options={"task": task})`; a new task takes effect at that reset.
+    `reset(options={"task": task})`; a new task takes effect at that reset, and step()
+    refuses to run before it. Actions outside the action box are clipped to it (see
+    `tasks/locomotion/robots.py`); NaN or inf actions are refused.
     """
 
     metadata = {"render_modes": ["human", "rgb_array", "depth_array"], "render_fps": 20}
@@ -44,6 +47,7 @@ class LocomotionEnv(MujocoEnv):
                                        "dof_damping", "opt.gravity", "actuator_gear")}
         obs_size = robot.observe(self._physics_state()).shape[1]
         self.observation_space = spaces.Box(-np.inf, np.inf, (obs_size,), np.float64)
+        self._closed = False
         self.set_task(task)
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
@@ -56,6 +60,7 @@ class LocomotionEnv(MujocoEnv):
 
     def set_task(self, task: Any) -> None:
         """Use `task` from the next reset on."""
+        self._refuse_if_closed()
         self.family.check_task(task)
         self._task = task
         self._task_arrays = self.family.task_arrays([task])
@@ -65,6 +70,7 @@ class LocomotionEnv(MujocoEnv):
                                              self._task_arrays).items():
             model_field(self.model, name)[:] = self._defaults[name] * factor[0]
         mujoco.mj_setConst(self.model, self.data)
+        self._needs_reset = True
 
     def _step_mujoco_simulation(self, ctrl: np.ndarray, n_frames: int) -> None:
         # As MujocoEnv's, without its mj_rnePostConstraint after the step: cfrc_ext stays
@@ -74,13 +80,16 @@ class LocomotionEnv(MujocoEnv):
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        self._refuse_if_closed()
         options = dict(options or {})
         if "task" in options:
             self.set_task(options.pop("task"))
         if options:
             raise ValueError(f"unknown reset options {sorted(options)}; allowed: 'task'")
         with quiet_mujoco():
-            return super().reset(seed=seed)
+            first = super().reset(seed=seed)
+        self._needs_reset = False
+        return first
 
     def reset_model(self) -> np.ndarray:
         qpos, qvel = self.robot.reset_state(self.np_random)
@@ -88,23 +97,37 @@ class LocomotionEnv(MujocoEnv):
         return self.robot.observe(self._physics_state())[0]
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        self._refuse_if_closed()
+        if self._needs_reset:
+            raise RuntimeError("call reset() before step() (after construction and after "
+                               "set_task)")
         action = np.asarray(action)
         if action.dtype.kind != "f" or action.shape != self.action_space.shape:
             raise ValueError(f"action must be a float array of shape "
                              f"{self.action_space.shape}, got {action.dtype} {action.shape}")
         if not np.isfinite(action).all():
-            raise ValueError(f"action contains NaN or inf: {action}")
+            raise ValueError(f"action contains NaN or inf (it must be finite): "
+                             f"{action.tolist()}")
+        action_1A = self.robot.clip_action(action[None].astype(np.float64))
         xy_before = self.robot.xy_position(self._physics_state()).copy()
         counts_before = instability_counts(self.data.warning.number[None])
         with quiet_mujoco():
-            self.do_simulation(action, self.frame_skip)
+            self.do_simulation(action_1A[0], self.frame_skip)
         unstable = (instability_counts(self.data.warning.number[None]) > counts_before).any(1)
         out = outcome(robot=self.robot, reward_part=self.reward_part, task=self._task_arrays,
-                      state=self._physics_state(), xy_before=xy_before,
-                      action=action[None].astype(np.float64), unstable=unstable)
+                      state=self._physics_state(), xy_before=xy_before, action=action_1A,
+                      unstable=unstable)
         info = {"diverged": bool(out.diverged[0]),
                 **{f"reward_{k}": float(v[0]) for k, v in out.terms.items()}}
         return out.obs[0], float(out.reward[0]), bool(out.terminated[0]), False, info
+
+    def close(self) -> None:
+        self._closed = True
+        super().close()
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise closed_env_error("make_env")
 
     def _physics_state(self) -> PhysicsState:
         d = self.data

@@ -5,6 +5,16 @@ is measured, when it is healthy, and the costs and bonuses it always pays (contr
 contact, staying alive). What varies between tasks lives in reward and dynamics parts.
 Every method works on arrays with a leading simulation axis N, so the batched env and
 the single reference env (N = 1) run the same code.
+
+Actions outside the action box (the actuators' control range) are clipped to it, once,
+before the physics and before the control cost: MuJoCo clamps its controls to that range
+anyway, so an action beyond the box moves the robot as the box's edge does, and it costs
+what the edge costs. (Gymnasium's v5 envs charge the unclipped action; the MAML code's
+rllab envs, like ours, charge the clipped one. Inside the box the two agree.)
+
+Each robot declares `Bounds`: the largest positions, velocities and observations a
+simulation of it can physically reach. A step that ends outside them has diverged (see
+`tasks/locomotion/transition.py`), whether or not MuJoCo noticed.
 """
 
 from __future__ import annotations
@@ -54,6 +64,18 @@ def never_log_to_file() -> None:
     config.set()
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The physical envelope of a robot's simulation; a step that ends outside it diverged.
+
+    Each bound is on absolute values, so it also rejects NaN and inf.
+    """
+
+    position: float     # every |qpos|: m, or rad (a hinge's angle counts its whole turns)
+    velocity: float     # every |qvel|, and |xy_position displacement| / dt: m/s or rad/s
+    observation: float  # every |observation| entry
+
+
 @dataclass
 class PhysicsState:
     """Views of N simulations after a step; shapes [N, nq], [N, nv], [N, nbody, 6]."""
@@ -71,10 +93,17 @@ class Robot:
     frame_skip: int = 5
     reset_noise_scale: float = 0.1
     ctrl_cost_weight: float = 0.0
+    bounds: Bounds  # every robot declares its own
     # named groups of bodies, for contact-based rewards (gaits)
     body_groups: Mapping[str, tuple[str, ...]] = {}
     # leg index -> the joints its actuators drive, for crippling
     legs: Mapping[int, tuple[str, ...]] = {}
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if not isinstance(getattr(cls, "bounds", None), Bounds):
+            raise TypeError(f"robot {cls.__name__} must declare its physical bounds: "
+                            f"bounds = Bounds(position=..., velocity=..., observation=...)")
 
     @functools.cached_property
     def model(self) -> mujoco.MjModel:
@@ -110,6 +139,21 @@ class Robot:
         qvel = scale * rng.standard_normal(self.model.nv)
         return qpos, qvel
 
+    def clip_action(self, action: np.ndarray) -> np.ndarray:
+        """Actions [N, A] clipped to the actuators' control range, the action box."""
+        low, high = self.model.actuator_ctrlrange.T
+        return np.clip(action, low, high)
+
+    def within_bounds(self, s: PhysicsState, xy_velocity: np.ndarray,
+                      obs: np.ndarray) -> np.ndarray:
+        """[N] bool: the state, the measured velocity [N, 2] and the observation [N, O]
+        are finite and inside the robot's bounds."""
+        b = self.bounds
+        return ((np.abs(s.qpos) <= b.position).all(axis=1)
+                & (np.abs(s.qvel) <= b.velocity).all(axis=1)
+                & (np.abs(xy_velocity) <= b.velocity).all(axis=1)
+                & (np.abs(obs) <= b.observation).all(axis=1))
+
     def ctrl_cost(self, action: np.ndarray) -> np.ndarray:
         return self.ctrl_cost_weight * np.sum(np.square(action), axis=-1)
 
@@ -144,11 +188,22 @@ def finite_state(s: PhysicsState) -> np.ndarray:
 
 
 class HalfCheetah(Robot):
-    """Gymnasium's HalfCheetah-v5 body; observation qpos[1:] and qvel (17 numbers)."""
+    """Gymnasium's HalfCheetah-v5 body; observation qpos[1:] and qvel (17 numbers).
+
+    Bounds: |qvel| and speed 500 m/s or rad/s; |qpos| and |observation| 1e5. Measured
+    over 400 steps of uniform, box-corner and periodic bang-bang actions, |qvel| peaks
+    near 40 under nominal dynamics, 110 with every scale in the ID box [0.5, 2) and 200
+    in the OOD box [0.25, 4) (a light, strong cheetah spins) in simulations that stay
+    stable; a blow-up climbs from there through 300 to 4000 in one or two steps, then to
+    1e4 to 1e7. The cheetah may flip and spin, and a hinge's angle counts its turns, so
+    positions get a loose bound: 1e5 rad is 200 s of spinning at the velocity bound,
+    900 s at the fastest spin seen in the ID box.
+    """
 
     name = "cheetah"
     xml_file = "half_cheetah.xml"
     ctrl_cost_weight = 0.05
+    bounds = Bounds(position=1e5, velocity=500.0, observation=1e5)
     body_groups = {
         "back": ("bthigh", "bshin", "bfoot"),
         "front": ("fthigh", "fshin", "ffoot"),
@@ -176,11 +231,21 @@ class HalfCheetah(Robot):
 
 class Ant(Robot):
     """Gymnasium's Ant-v5 body and conventions: 105 observations with clipped contact
-    forces, healthy bonus, control and contact costs, termination when unhealthy."""
+    forces, healthy bonus, control and contact costs, termination when unhealthy.
+
+    Bounds: |qvel| and speed 200 m/s or rad/s; |qpos| and |observation| 1e4 (contact
+    forces are observed clipped to [-1, 1]). Measured as for the cheetah, |qvel| peaks
+    near 20 under nominal dynamics, 27 in the ID box and 41 in the OOD box; under
+    extreme damping the ant's velocities jump to 1e4 to 1e22 in a step, which MuJoCo
+    never flags when the ant also falls (its episode ends before MuJoCo looks again).
+    Its positions are the torso's place (m), a quaternion and limited hinge angles:
+    1e4 m is 50 s at the velocity bound, hours at the speeds an ant really runs.
+    """
 
     name = "ant"
     xml_file = "ant.xml"
     ctrl_cost_weight = 0.5
+    bounds = Bounds(position=1e4, velocity=200.0, observation=1e4)
     contact_cost_weight = 5e-4
     healthy_reward = 1.0
     healthy_z_range = (0.2, 1.0)
