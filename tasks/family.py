@@ -17,9 +17,13 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from tasks.regions import Param, Region, product, union
+from tasks.regions import Param, Region, product, short_repr, union
+from tasks.resources import refuse_unless_fits
 
 SPLITS = ("train", "test-id", "test-ood")
+# memory of a sampled task (measured): the task object with its __dict__, and per
+# parameter a float in it and the float64 values drawn for it
+TASK_BYTES, TASK_BYTES_PER_PARAM = 88, 40
 
 Task = Any  # an instance of some family's task_type: a frozen dataclass of numbers
 VecFactory = Callable[..., gymnasium.vector.VectorEnv]
@@ -135,18 +139,22 @@ class TaskFamily:
         gaits: 2 each). Splits without discrete parameters are sampled as with cover=False.
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be an integer >= 1, got {n!r}")
+            raise ValueError(f"n must be an integer >= 1, got {short_repr(n)}")
         region = self.region(split)
         if not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        if not isinstance(cover, bool):
+            raise ValueError(f"cover must be true or false, got {short_repr(cover)}")
+        refuse_unless_fits(f"{n} tasks of {self.name!r}",
+                           int(n) * (TASK_BYTES + TASK_BYTES_PER_PARAM * len(self.params)))
         discrete = [name for name in region.names if self._param[name].is_discrete]
         values = region.sample(int(n), self._param, rng, stratify_by=discrete if cover else ())
         return [self.task_from_dict({k: v[i] for k, v in values.items()}) for i in range(n)]
 
     def region(self, split: str) -> Region:
-        if split not in self.splits:
-            raise ValueError(f"family {self.name!r} has no split {split!r}; its splits are "
-                             f"{list(self.splits)}")
+        if not isinstance(split, str) or split not in self.splits:
+            raise ValueError(f"family {self.name!r} has no split {short_repr(split)}; its splits "
+                             f"are {list(self.splits)}")
         return self.splits[split]
 
     def split_of(self, task: Task) -> list[str]:
@@ -158,7 +166,7 @@ class TaskFamily:
         """Return the task if it belongs to this family's declared space, else raise."""
         if not isinstance(task, self.task_type):
             raise ValueError(f"family {self.name!r} takes {self.task_type.__name__} tasks "
-                             f"({', '.join(self._param)}), got {task!r}")
+                             f"({', '.join(self._param)}), got {short_repr(task)}")
         for p in self.params:
             p.check(getattr(task, p.name))
         return task
@@ -172,12 +180,12 @@ class TaskFamily:
         """Build a task from a mapping of parameter values (e.g. parsed JSON)."""
         if not isinstance(values, Mapping):
             raise ValueError(f"a {self.name!r} task is a mapping of {list(self._param)}, "
-                             f"got {values!r}")
+                             f"got {short_repr(values)}")
         unknown = set(values) - set(self._param)
         missing = set(self._param) - set(values)
         if unknown or missing:
             raise ValueError(f"a {self.name!r} task has parameters {list(self._param)}; "
-                             f"unknown {sorted(unknown)}, missing {sorted(missing)}")
+                             f"unknown {sorted(unknown, key=repr)}, missing {sorted(missing)}")
         return self.task_type(**{p.name: p.check(_plain(values[p.name]))
                                  for p in self.params})
 
@@ -206,6 +214,7 @@ class TaskFamily:
             raise ValueError("make_vec needs at least one task")
         for task in tasks:
             self.check_task(task)
+        check_seed(seed)
         allowed = [name for name, p in inspect.signature(self._make_vec).parameters.items()
                    if p.kind == inspect.Parameter.KEYWORD_ONLY and name != "seed"]
         unknown = sorted(set(options) - set(allowed))
@@ -236,6 +245,9 @@ class TaskFamily:
                    max_episode_steps: int | None = None, seed: int | None = None,
                    **options: Any) -> gymnasium.vector.VectorEnv:
         """Registry vector entry point: `gymnasium.make_vec(id, num_envs=...)`."""
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
+                or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {short_repr(num_envs)}")
         if tasks is None:
             tasks = [self.default_task] * num_envs
         elif len(tasks) != num_envs:
@@ -305,6 +317,13 @@ def combine_splits(parts: Sequence[Mapping[str, Region]]) -> dict[str, Region]:
     if pieces:
         splits["test-ood"] = union(pieces)
     return splits
+
+
+def check_seed(seed: object, what: str = "seed") -> None:
+    """A seed is None (fresh entropy) or an integer >= 0; else a ValueError naming it."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or seed < 0):
+        raise ValueError(f"{what} must be an integer >= 0 or None, got {short_repr(seed)}")
 
 
 def _words(name: str) -> list[str]:

@@ -23,6 +23,7 @@ from gymnasium import spaces
 
 from tasks.family import TaskFamily
 from tasks.regions import Param, box, choice, product
+from tasks.resources import refuse_unless_fits
 from tasks.simple import TaskEnv, check_choice, env_factories
 from tasks.vector import SimStep
 
@@ -30,6 +31,7 @@ CLASSES = 4
 FEATURES = 8
 TRAIN_INSTANCES = 256
 TRAIN_NOISE = 1.5
+BYTES_PER_TRAIN_INSTANCE = 1600  # peak while building the family (4 boxes, their checks)
 PROTOTYPES = np.random.default_rng(20261126).normal(size=(CLASSES, FEATURES))
 
 OBSERVATION_SPACE = spaces.Box(-np.inf, np.inf, (FEATURES,), np.float64)
@@ -90,9 +92,12 @@ make_vec, make_env = env_factories(GuessingGameSim, GuessingGameEnv)
 
 def guessing_game(*, train_instances: int = TRAIN_INSTANCES) -> TaskFamily:
     """Options: train_instances, the number of training observations per class."""
-    if train_instances < 1:
+    if isinstance(train_instances, bool) or not isinstance(train_instances, int) \
+            or train_instances < 1:
         raise ValueError(f"family 'guessing-game': option train_instances must be an "
-                         f"integer >= 1, got {train_instances}")
+                         f"integer >= 1, got {train_instances!r}")
+    refuse_unless_fits(f"family 'guessing-game' with option train_instances="
+                       f"{train_instances}", train_instances * BYTES_PER_TRAIN_INSTANCE)
     labels = choice("label", range(CLASSES))
     instances = choice("instance", [i / train_instances for i in range(train_instances)])
     return TaskFamily(

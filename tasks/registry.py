@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import math
 import sys
 import typing
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ from typing import Any, Literal
 import gymnasium
 
 from tasks.family import TaskFamily
+from tasks.regions import short_repr
 
 Factory = Callable[..., TaskFamily]
 OPTION_TYPES = (int, float, bool, str)
@@ -44,16 +46,20 @@ class Option:
     def describe(self) -> str:
         if typing.get_origin(self.type) is Literal:
             return f"one of {list(typing.get_args(self.type))}"
-        return {int: "an integer", float: "a number", bool: "true or false",
+        return {int: "an integer", float: "a finite number", bool: "true or false",
                 str: "a string"}[self.type]
 
     def check(self, family: str, value: Any) -> Any:
         """`value` as this option's type, or a ValueError naming the option."""
         kind = self.type
         if typing.get_origin(kind) is Literal:
-            ok = any(value == a and type(value) is type(a) for a in typing.get_args(kind))
+            ok = any(type(value) is type(a) and value == a for a in typing.get_args(kind))
         elif kind is float:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            try:
+                ok = ok and math.isfinite(value)
+            except OverflowError:  # an int too large for a float
+                ok = False
             value = float(value) if ok else value
         elif kind is int:
             ok = isinstance(value, int) and not isinstance(value, bool)
@@ -61,7 +67,7 @@ class Option:
             ok = isinstance(value, kind)
         if not ok:
             raise ValueError(f"family {family!r}: option {self.name} must be "
-                             f"{self.describe()}, got {value!r}")
+                             f"{self.describe()}, got {short_repr(value)}")
         return value
 
 
@@ -90,7 +96,7 @@ def get(name: str, **given: Any) -> TaskFamily:
     """The family registered under `name`, built with `given` options (the rest at their
     defaults). The same options give the same family object."""
     entry = _entry(name)
-    unknown = sorted(set(given) - set(entry.options))
+    unknown = sorted(set(given) - set(entry.options), key=str)
     if unknown:
         allowed = sorted(entry.options) or "none"
         raise ValueError(f"family {name!r} has no options {unknown}; its options: {allowed}")

@@ -14,7 +14,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from tasks.family import TaskFamily
+from tasks.family import TaskFamily, check_seed
 from tasks.vector import BatchedEnv
 
 
@@ -33,7 +33,8 @@ class TaskEnv(gymnasium.Env):
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
+        check_seed(seed)
+        super().reset(seed=None if seed is None else int(seed))
         options = dict(options or {})
         if "task" in options:
             self.set_task(options.pop("task"))
