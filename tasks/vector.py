@@ -226,7 +226,7 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
             return [int(seed) + i for i in range(self.num_envs)]
         seeds = list(seed) if isinstance(seed, Sequence | np.ndarray) else []
         if len(seeds) != self.num_envs or not all(is_seed(s) for s in seeds):
-            raise ValueError(f"seed must be a non-negative int or {self.num_envs} of them "
+            raise ValueError(f"seed must be an integer >= 0, or {self.num_envs} of them "
                              f"(one per env), got {seed!r}")
         return [int(s) for s in seeds]
 
