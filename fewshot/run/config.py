@@ -25,7 +25,7 @@ from typing import Any
 
 import tasks
 from fewshot import plugins, registry
-from fewshot.checks import ConfigError, require
+from fewshot.checks import ConfigError, check_types, require, short_repr
 
 VERSION = 2
 
@@ -65,20 +65,18 @@ class RunConfig:
     """The algorithm's settings (its dataclass); defaults when not given."""
 
     def __post_init__(self) -> None:
-        require(isinstance(self.imports, list) and all(isinstance(m, str) and m
-                                                       for m in self.imports),
-                "imports", "a list of module names", self.imports)
-        plugins.load(self.imports)
+        check_types(RunConfig, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                                if f.name != "algo_config"})
+        _load_imports(self.imports)
         require(self.algo in registry.names(), "algo", f"one of {registry.names()}", self.algo)
         require(self.family in tasks.names(), "family", f"one of {tasks.names()}", self.family)
-        require(isinstance(self.family_options, dict), "family_options",
-                "a mapping of option names to values", self.family_options)
         try:
             family = tasks.get(self.family, **self.family_options)
         except ValueError as error:
             raise ValueError(f"config field family_options: {error}; {self.family}'s "
                              f"options: {_allowed_options(self.family)}") from error
         self.family_options = dict(family.options)
+        require(self.seed >= 0, "seed", "an integer >= 0", self.seed)
         for name in ("iterations", "checkpoint_every", "torch_threads", "update_threads"):
             value = getattr(self, name)
             require(value >= 1, name, "an integer >= 1", value)
@@ -91,6 +89,11 @@ class RunConfig:
             self.algo_config = settings()
         require(isinstance(self.algo_config, settings), self.algo,
                 f"{settings.__name__} settings", self.algo_config)
+        try:
+            check_types(settings, {f.name: getattr(self.algo_config, f.name)
+                                   for f in dataclasses.fields(settings)})
+        except ConfigError as error:
+            raise error.within(self.algo) from error
 
     @property
     def algorithm(self) -> registry.Algorithm:
@@ -99,6 +102,16 @@ class RunConfig:
     def family_object(self) -> Any:
         """The task family, built with the run's options."""
         return tasks.get(self.family, **self.family_options)
+
+
+def _load_imports(imports: Any) -> None:
+    require(isinstance(imports, list) and all(isinstance(m, str) and m.strip()
+                                              for m in imports),
+            "imports", "a list of module names", imports)
+    try:
+        plugins.load(imports)
+    except ValueError as error:
+        raise ValueError(f"config field imports: {error}") from error
 
 
 def _allowed_options(family: str) -> str:
@@ -129,8 +142,7 @@ def from_dict(values: Any, *, source: str = "config") -> RunConfig:
     values.pop("version", None)
     common = {k: values.pop(k) for k in COMMON if k in values}
     imports = common.get("imports", [])
-    require(isinstance(imports, list), "imports", "a list of module names", imports)
-    plugins.load(imports)  # their algorithms may name the sections
+    _load_imports(imports)  # their algorithms may name the sections
     algo = common.get("algo", RunConfig.algo)
     if algo not in registry.names():
         raise ConfigError("algo", f"one of {registry.names()}", algo)
@@ -140,8 +152,8 @@ def from_dict(values: Any, *, source: str = "config") -> RunConfig:
         raise ValueError(f"{source}: sections {others} are settings of other algorithms; "
                          f"this run's algo is {algo!r}")
     if values:
-        raise ValueError(f"{source}: unknown settings {sorted(values)}; the settings are "
-                         f"{list(COMMON)} and the section {algo!r}")
+        raise ValueError(f"{source}: unknown settings {sorted(values, key=repr)}; the "
+                         f"settings are {list(COMMON)} and the section {algo!r}")
     return RunConfig(**common, algo_config=algo_settings(algo, section, source=source))
 
 
@@ -151,13 +163,15 @@ def algo_settings(algo: str, section: Any, *, source: str = "config") -> Any:
     if isinstance(section, settings):
         return section
     if not isinstance(section, dict):
-        raise ValueError(f"{source}: section {algo!r} must be a mapping, got {section!r}")
+        raise ValueError(f"{source}: section {algo!r} must be a mapping, got "
+                         f"{short_repr(section)}")
     known = {f.name for f in dataclasses.fields(settings)}
-    unknown = sorted(set(section) - known)
+    unknown = sorted(set(section) - known, key=repr)
     if unknown:
         raise ValueError(f"{source}: unknown settings {[f'{algo}.{k}' for k in unknown]}; "
                          f"{algo}'s settings are {sorted(known)}")
     try:
+        check_types(settings, section)
         return settings(**section)
     except ConfigError as error:
         raise error.within(algo) from error
@@ -198,7 +212,10 @@ def migrate(values: dict[str, Any], *, algo: str | None = None) -> dict[str, Any
         return dict(values)
     old = dict(values)
     algo = old.get("algo", algo or "maml")
+    require(isinstance(algo, str), "algo", f"one of {list(V1_READ_BY)}", algo)
     maml, ppo = old.pop("maml", {}) or {}, old.pop("ppo", {}) or {}
+    for name, section in (("maml", maml), ("ppo", ppo)):
+        require(isinstance(section, dict), name, "a mapping of settings", section)
     shared = {k: old.pop(k) for k in V1_SHARED if k in old}
     if algo == "maml":
         section = {**shared, **maml}
