@@ -182,10 +182,10 @@ def test_a_task_set_file_gives_named_lists_of_the_familys_tasks(tmp_path):
     ({"sets": {}}, "\"sets\" must map set names to lists of tasks"),
     ({"sets": {"near": NEAR[0]}}, "set 'near' must be a list of tasks, got dict"),
     ({"sets": {"near": [{"goal_x": 0.1, "goal_z": 0.0}]}},
-     r"set 'near': a 'point-nav' task has parameters \['goal_x', 'goal_y'\]; unknown "
+     r"set 'near', task 0: a 'point-nav' task has parameters \['goal_x', 'goal_y'\]; unknown "
      r"\['goal_z'\], missing \['goal_y'\]"),
     ({"sets": {"near": [{"goal_x": 2.0, "goal_y": 0.0}]}},
-     r"set 'near': task parameter 'goal_x' must be in \[-1.0, 1.0\], got 2.0"),
+     r"set 'near', task 0: task parameter 'goal_x' must be in \[-1.0, 1.0\], got 2.0"),
     ({"sets": {"near": []}}, "task set 'near' is empty"),
     ({"sets": {"test-id": [{"goal_x": 0.1, "goal_y": 0.1}, {"goal_x": 0.8, "goal_y": 0.8}]}},
      r"task set 'test-id', task 1 \(goal_x=0.8, goal_y=0.8\) lies outside 'point-nav''s "
@@ -287,7 +287,7 @@ def test_an_evaluations_tasks_json_can_be_given_back_as_a_task_set(run_dir, tmp_
     ({"test-id": [NEAR[0], {"goal_x": 0.8, "goal_y": 0.8}]}, "point-nav", [],
      r"task set 'test-id', task 1 \(goal_x=0.8, goal_y=0.8\) lies outside"),
     ({"near": [{"goal_x": 0.1, "goal_y": 0.0, "goal_z": 0.0}]}, "point-nav", [],
-     r"set 'near': a 'point-nav' task has parameters .*unknown \['goal_z'\]"),
+     r"set 'near', task 0: a 'point-nav' task has parameters .*unknown \['goal_z'\]"),
     ({"near": NEAR}, "cheetah-vel", [],
      "its tasks are of family 'cheetah-vel', the run's family is 'point-nav'"),
     ({"test-ood": FAR}, "point-nav", ["--splits", "test-ood"],

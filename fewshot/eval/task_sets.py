@@ -17,18 +17,24 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fewshot.checks import short_repr
+from tasks.resources import refuse_unless_fits
+
 DECLARED_CODES = {"train": 0, "test-id": 1, "test-ood": 2}
+JSON_BYTES_PER_FILE_BYTE = 20
 
 
 def set_code(name: str) -> int:
     """The integer a set's seeds derive from: 0, 1, 2 for the declared splits (as always),
     a stable hash of the name for any other set."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f"a task set's name must be a non-empty string, got {name!r}")
+        raise ValueError(f"a task set's name must be a non-empty string, got "
+                         f"{short_repr(name)}")
     return DECLARED_CODES.get(name, 1000 + zlib.crc32(name.encode()))
 
 
@@ -55,34 +61,48 @@ def check_task_sets(family: Any, task_sets: Mapping[str, Sequence[Any]]) -> None
 
 
 def task_sets_from_json(family: Any, data: Any, *, source: str) -> dict[str, list[Any]]:
-    """Task sets from parsed JSON ({"family": ..., "sets": {name: [task, ...]}})."""
+    """Task sets from parsed JSON ({"family": ..., "sets": {name: [task, ...]}}); errors
+    name the source and the offending set and task."""
     if not isinstance(data, Mapping):
         raise ValueError(f"{source}: a task-set file is a JSON object with \"sets\", got "
                          f"{type(data).__name__}")
-    unknown = sorted(set(data) - {"family", "family_options", "sets", "splits", "seed"})
+    unknown = sorted(set(data) - {"family", "family_options", "sets", "splits", "seed"},
+                     key=repr)
     if unknown:
         raise ValueError(f"{source}: unknown keys {unknown}; a task-set file has "
                          "\"family\" and \"sets\" (and optionally \"family_options\")")
     if "family" in data and data["family"] != family.name:
-        raise ValueError(f"{source}: its tasks are of family {data['family']!r}, the run's "
-                         f"family is {family.name!r}")
+        raise ValueError(f"{source}: its tasks are of family {short_repr(data['family'])}, "
+                         f"the run's family is {family.name!r}")
     if "family_options" in data and data["family_options"] != dict(family.options):
         raise ValueError(f"{source}: its tasks are of {family.name!r} with options "
-                         f"{data['family_options']}, the run's family has "
+                         f"{short_repr(data['family_options'])}, the run's family has "
                          f"{dict(family.options)}")
+    if "sets" in data and "splits" in data:
+        raise ValueError(f"{source}: give the task sets under \"sets\" or \"splits\", not "
+                         "both")
     sets = data.get("sets", data.get("splits"))
     if not isinstance(sets, Mapping) or not sets:
-        raise ValueError(f"{source}: \"sets\" must map set names to lists of tasks")
+        raise ValueError(f"{source}: \"sets\" must map set names to lists of tasks, got "
+                         f"{short_repr(sets)}")
     task_sets: dict[str, list[Any]] = {}
     for name, entries in sets.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{source}: a task set's name must be a non-empty string, got "
+                             f"{short_repr(name)}")
         if not isinstance(entries, list):
             raise ValueError(f"{source}: set {name!r} must be a list of tasks, got "
                              f"{type(entries).__name__}")
-        try:
-            task_sets[name] = [family.task_from_dict(entry) for entry in entries]
-        except ValueError as error:
-            raise ValueError(f"{source}: set {name!r}: {error}") from error
-    check_task_sets(family, task_sets)
+        task_sets[name] = []
+        for i, entry in enumerate(entries):
+            try:
+                task_sets[name].append(family.task_from_dict(entry))
+            except ValueError as error:
+                raise ValueError(f"{source}: set {name!r}, task {i}: {error}") from error
+    try:
+        check_task_sets(family, task_sets)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from error
     return task_sets
 
 
@@ -91,8 +111,31 @@ def load_task_sets(family: Any, path: Path) -> dict[str, list[Any]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no task-set file at {path}")
+    # parsed JSON takes about this many times the file's size (measured on task lists)
+    refuse_unless_fits(f"reading the task-set file {path}",
+                       JSON_BYTES_PER_FILE_BYTE * path.stat().st_size)
     try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        data = json.loads(path.read_bytes().decode("utf-8"), object_pairs_hook=_no_repeats)
+    except _RepeatedKeyError as error:
+        raise ValueError(f"{path}: {error}") from error
+    except (UnicodeDecodeError, ValueError) as error:  # ValueError: JSON syntax, huge ints
         raise ValueError(f"{path} is not a JSON task-set file: {error}") from error
+    except RecursionError as error:
+        raise ValueError(f"{path} is not a task-set file: its JSON is nested too deeply "
+                         "for a list of tasks") from error
     return task_sets_from_json(family, data, source=str(path))
+
+
+class _RepeatedKeyError(ValueError):
+    pass
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (json keeps the last silently,
+    so a set named twice would lose its first tasks)."""
+    repeated = sorted(key for key, count in Counter(key for key, _ in pairs).items()
+                      if count > 1)
+    if repeated:
+        raise _RepeatedKeyError(f"the keys {repeated} appear more than once in one object "
+                                "(a set or a task named twice)")
+    return dict(pairs)
