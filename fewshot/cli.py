@@ -229,18 +229,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def describe_os_error(error: OSError) -> str:
     """A file-system error as one line: what failed, on which file, and what to do."""
-    where = f" {error.filename}" if error.filename else ""
+    if error.errno is None:  # an OSError raised with a message of our own
+        return str(error)
     advice = {errno.ENOSPC: "free some space, then run the same command with --resume "
                             "(a run keeps its last checkpoint)",
               errno.EDQUOT: "free some space, then run the same command with --resume",
-              errno.EROFS: "the file system is read-only; choose another --out",
-              errno.EACCES: "no permission to write there; choose another --out",
-              errno.EPERM: "no permission to write there; choose another --out"}
+              errno.EROFS: "choose an --out on a writable file system",
+              errno.EACCES: "choose an --out you may write to",
+              errno.EPERM: "choose an --out you may write to"}
+    where = f": {error.filename}" if error.filename else ""
     hint = advice.get(error.errno)
-    text = error.strerror or str(error)
-    if error.errno is None:  # an OSError raised with a message of our own
-        return str(error)
-    return f"cannot use{where}: {text}" + (f"; {hint}" if hint else "")
+    return f"{error.strerror or error}{where}" + (f"; {hint}" if hint else "")
 
 
 if __name__ == "__main__":

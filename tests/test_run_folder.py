@@ -140,13 +140,16 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_iteration_zero(tm
     assert metrics_iterations(stopped) == [0, 1]
 
 
-def test_an_empty_folder_resumes_as_a_new_run_but_a_missing_one_is_an_error(tmp_path):
+def test_a_folder_left_empty_by_a_failed_start_is_taken_by_the_same_command(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / ".config.yaml.123.tmp").write_text("half")  # a write cut by a full disk
-    assert resume(empty, *TINY, "--iterations", "1") == 0
+    with pytest.raises(SystemExit, match=r"it is empty\); start the run with the command "
+                                         "that made it, without --resume"):
+        resume(empty)
+    assert train(empty, "--iterations", "1") == 0
     assert load_checkpoint(empty)["iteration"] == 1
-    with pytest.raises(SystemExit, match="not a run folder"):
+    with pytest.raises(SystemExit, match=r"not a run folder .*does not exist"):
         resume(tmp_path / "missing", *TINY)
 
 

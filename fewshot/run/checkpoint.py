@@ -55,9 +55,19 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise naming(error, path) from error
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def naming(error: OSError, path: Path) -> OSError:
+    """`error` with the file it happened to, if it named none (a failed write or fsync)."""
+    if error.filename or error.errno is None:
+        return error
+    return type(error)(error.errno, error.strerror, str(path))
 
 
 def atomic_write_text(path: Path, text: str) -> None:

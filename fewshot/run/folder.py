@@ -48,8 +48,8 @@ def open_run(out: Path, config: RunConfig, *, resume: bool
 
     A new run needs an empty folder. On resume the saved config is used; only
     `iterations` may differ (to extend a run), and the checkpoint must be this run's. A
-    run stopped before its first checkpoint, or a folder holding nothing yet, resumes
-    from iteration 0.
+    run stopped before its first checkpoint resumes from iteration 0; one stopped before
+    it wrote its config left an empty folder, which a new run accepts.
     """
     out = Path(out)
     config_path = out / CONFIG
@@ -62,10 +62,10 @@ def open_run(out: Path, config: RunConfig, *, resume: bool
                                   "none), or choose another --out")
         return config, None
     if not config_path.is_file():
-        if contents:
-            raise FileNotFoundError(f"--resume: {out} is not a run folder (no {CONFIG}, "
-                                    f"but it holds {_listing(contents)})")
-        return config, None  # nothing was written yet: start the run
+        held = f"it holds {_listing(contents)}" if contents else "it is empty"
+        raise FileNotFoundError(f"--resume: {out} is not a run folder (no {CONFIG}; {held})"
+                                + ("" if contents else "; start the run with the command "
+                                   "that made it, without --resume"))
     saved = read_config(config_path)
     wanted, have = _flat(to_dict(config)), _flat(to_dict(saved))
     differing = sorted(k for k in set(wanted) | set(have)

@@ -17,6 +17,8 @@ import socket
 import time
 from pathlib import Path
 
+from fewshot.run.checkpoint import naming
+
 LOCK = ".lock"
 
 
@@ -44,8 +46,12 @@ class RunLock:
                 f"delete {self.path} and retry.") from None
         holder = {"pid": os.getpid(), "host": socket.gethostname(),
                   "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        except OSError as error:
+            os.close(fd)
+            raise naming(error, self.path) from error
         self._fd = fd
         return self
 

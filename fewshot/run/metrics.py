@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
 
-from fewshot.run.checkpoint import atomic_write_text
+from fewshot.run.checkpoint import atomic_write_text, naming
 
 METRICS = "metrics.csv"
 
@@ -88,6 +88,8 @@ def append_line(path: Path, line: str) -> None:
     try:
         os.write(fd, line.encode())
         os.fsync(fd)
+    except OSError as error:
+        raise naming(error, path) from error
     finally:
         os.close(fd)
 
