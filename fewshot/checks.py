@@ -56,6 +56,18 @@ def check_types(settings: type, values: Mapping[str, Any]) -> None:
                 raise ConfigError(name, problem, value)
 
 
+def plain(value: Any) -> Any:
+    """numpy scalars (in lists and mappings too) as Python values: what a config holds
+    must be writable as YAML."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
 def _problem(kind: Any, value: Any) -> str | None:
     """What `value` should be if it is not a `kind`, else None."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)

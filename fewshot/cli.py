@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         plugins.load(args.imports)
         return args.run(args)
     except KeyboardInterrupt as stop:
-        print(f"\nfewshot {command}: {stop or 'interrupted; nothing was written'}",
+        print(f"\nfewshot {command}: {str(stop) or 'interrupted; nothing was written'}",
               file=sys.stderr)
         return 130
     except OSError as error:

@@ -234,3 +234,19 @@ def test_a_negative_eval_seed_is_refused_naming_the_flag(run_dir, capsys):
     with pytest.raises(SystemExit):
         cli.main(["evaluate", str(run_dir), *SMALL, "--eval-seed", "-1"])
     assert "--eval-seed: must be an integer >= 0, got -1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--tasks", "--trials", "--episodes"])
+def test_an_evaluation_that_cannot_fit_is_refused_before_it_starts(run_dir, tmp_path, flag):
+    with pytest.raises(SystemExit, match=r"needs about .* of memory; this machine has"):
+        cli.main(["evaluate", str(run_dir), *SMALL, flag, "1000000000000",
+                  "--out", str(tmp_path / "eval")])
+    assert not (tmp_path / "eval").exists()
+
+
+def test_ctrl_c_during_a_command_ends_with_one_line_and_status_130(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "families_command", interrupted)
+    assert cli.main(["families"]) == 130
+    assert capsys.readouterr().err.strip() == "fewshot families: interrupted; nothing was written"

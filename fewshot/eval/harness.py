@@ -28,6 +28,9 @@ from fewshot.eval.learner import Learner
 from fewshot.eval.records import OUTCOME_PREFIX, TASK_PREFIX, Records
 from fewshot.eval.task_sets import check_task_sets, set_code
 from fewshot.runtime import derived_seed
+from tasks.resources import refuse_unless_fits
+
+BYTES_PER_RECORD = 1024  # an episode's row (measured ~0.5 KiB) and its share of the columns
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,10 @@ def evaluate(learner: Learner, family: Any, task_sets: Mapping[str, Sequence[Any
     on_block(episodes) is called after each block of episodes (for progress bars).
     """
     check_task_sets(family, task_sets)
+    episodes = sum(len(ts) for ts in task_sets.values()) * settings.trials * (
+        settings.episodes + 1)
+    refuse_unless_fits(f"{episodes} evaluation episodes (tasks x {settings.trials} trials x "
+                       f"{settings.episodes + 1} values of k)", episodes * BYTES_PER_RECORD)
     rows: list[dict[str, Any]] = []
     for split, split_tasks in task_sets.items():
         M, J = len(split_tasks), settings.trials

@@ -25,7 +25,7 @@ from typing import Any
 
 import tasks
 from fewshot import plugins, registry
-from fewshot.checks import ConfigError, check_types, require, short_repr
+from fewshot.checks import ConfigError, check_types, plain, require, short_repr
 
 VERSION = 2
 
@@ -65,8 +65,10 @@ class RunConfig:
     """The algorithm's settings (its dataclass); defaults when not given."""
 
     def __post_init__(self) -> None:
-        check_types(RunConfig, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                                if f.name != "algo_config"})
+        common = [f.name for f in dataclasses.fields(self) if f.name != "algo_config"]
+        for name in common:
+            setattr(self, name, plain(getattr(self, name)))
+        check_types(RunConfig, {name: getattr(self, name) for name in common})
         _load_imports(self.imports)
         require(self.algo in registry.names(), "algo", f"one of {registry.names()}", self.algo)
         require(self.family in tasks.names(), "family", f"one of {tasks.names()}", self.family)
@@ -89,9 +91,10 @@ class RunConfig:
             self.algo_config = settings()
         require(isinstance(self.algo_config, settings), self.algo,
                 f"{settings.__name__} settings", self.algo_config)
+        for f in dataclasses.fields(settings):
+            setattr(self.algo_config, f.name, plain(getattr(self.algo_config, f.name)))
         try:
-            check_types(settings, {f.name: getattr(self.algo_config, f.name)
-                                   for f in dataclasses.fields(settings)})
+            check_types(settings, dataclasses.asdict(self.algo_config))
         except ConfigError as error:
             raise error.within(self.algo) from error
 
@@ -170,6 +173,7 @@ def algo_settings(algo: str, section: Any, *, source: str = "config") -> Any:
     if unknown:
         raise ValueError(f"{source}: unknown settings {[f'{algo}.{k}' for k in unknown]}; "
                          f"{algo}'s settings are {sorted(known)}")
+    section = {name: plain(value) for name, value in section.items()}
     try:
         check_types(settings, section)
         return settings(**section)
