@@ -240,7 +240,8 @@ class Region:
             rows = np.flatnonzero(which == b)
             for name, interval in box.items():
                 param = params[name]
-                lo, hi = param.to_sampling(interval.lo), param.to_sampling(interval.hi)
+                lo = param.to_sampling(interval.lo)
+                hi = lo if interval.is_point else param.to_sampling(interval.hi)  # not -0.0
                 u = rng.uniform(lo, hi, size=rows.size)  # for points too: same draws
                 if interval.is_point:
                     out[name][rows] = interval.lo
