@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -91,6 +92,9 @@ class TaskFamily:
                  outcomes: Sequence[str] = (),
                  oracle: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray] | None
                  = None) -> None:
+        _check_arguments(name=name, params=params, splits=splits, horizon=horizon,
+                         make_vec=make_vec, make_env=make_env, doc=doc,
+                         default_task=default_task, outcomes=outcomes, oracle=oracle)
         self.name = name
         self.params = tuple(params)
         self.horizon = int(horizon)
@@ -105,7 +109,7 @@ class TaskFamily:
                              f"{list(self.outcomes)}")
         self._param = {p.name: p for p in self.params}
         if len(self._param) != len(self.params):
-            raise ValueError(f"family {name!r}: parameter names repeat")
+            raise ValueError(f"family {name!r}: the names of its params repeat")
         if self.horizon < 1:
             raise ValueError(f"family {name!r}: horizon must be >= 1, got {horizon}")
         splits = dict(splits)
@@ -115,8 +119,11 @@ class TaskFamily:
             {s: splits[s] for s in SPLITS if s in splits})
         class_name = "".join(w.capitalize() for w in _words(name)) + "Task"
         self.task_type = make_task_type(class_name, self.params, self)
-        self.default_task = self.task_from_dict(
-            default_task if default_task is not None else self._centre(splits["train"]))
+        try:
+            self.default_task = self.task_from_dict(
+                default_task if default_task is not None else self._centre(splits["train"]))
+        except ValueError as error:
+            raise ValueError(f"family {name!r}: default_task: {error}") from error
         self._make_vec = make_vec
         self._make_env = make_env
 
@@ -295,6 +302,36 @@ class TaskFamily:
             centre[name] = interval.lo if interval.is_point else float(
                 p.from_sampling(np.float64(mid)))
         return centre
+
+
+def _check_arguments(*, name: object, params: object, splits: object, horizon: object,
+                     make_vec: object, make_env: object, doc: object, default_task: object,
+                     outcomes: object, oracle: object) -> None:
+    """The types of TaskFamily's arguments, before anything is built from them."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name):
+        raise ValueError(f"a family's name is letters, digits and _ . + - (it names a "
+                         f"gymnasium env), got {short_repr(name)}")
+    rows = [  # argument, its value, whether it is allowed, what is allowed
+        ("params", params, isinstance(params, Sequence) and len(params) > 0
+         and all(isinstance(p, Param) for p in params), "a non-empty sequence of Params"),
+        ("splits", splits, isinstance(splits, Mapping) and all(
+            isinstance(k, str) and (r is None or isinstance(r, Region))
+            for k, r in splits.items()), "a mapping of split names to Regions"),
+        ("horizon", horizon, isinstance(horizon, (int, np.integer))
+         and not isinstance(horizon, bool), "an integer >= 1"),
+        ("make_vec", make_vec, callable(make_vec), "callable"),
+        ("make_env", make_env, callable(make_env), "callable"),
+        ("doc", doc, isinstance(doc, str), "a string"),
+        ("default_task", default_task, default_task is None
+         or isinstance(default_task, Mapping), "a mapping of parameter values, or None"),
+        ("outcomes", outcomes, isinstance(outcomes, Sequence) and not isinstance(outcomes, str)
+         and all(isinstance(o, str) for o in outcomes), "a sequence of names"),
+        ("oracle", oracle, oracle is None or callable(oracle), "callable, or None"),
+    ]
+    for argument, value, ok, allowed in rows:
+        if not ok:
+            raise ValueError(f"family {name!r}: {argument} must be {allowed}, got "
+                             f"{short_repr(value)}")
 
 
 def combine_splits(parts: Sequence[Mapping[str, Region]]) -> dict[str, Region]:

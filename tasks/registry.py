@@ -161,8 +161,8 @@ def rebuild(name: str, family_options: Mapping[str, Any], origin: str | None) ->
 
 
 def _entry(name: str) -> _Entry:
-    if name not in _entries:
-        raise ValueError(f"unknown task family {name!r}; known families: {names()}")
+    if not isinstance(name, str) or name not in _entries:
+        raise ValueError(f"unknown task family {short_repr(name)}; known families: {names()}")
     return _entries[name]
 
 

@@ -8,7 +8,7 @@ episode starts (`first_observation`) and how it steps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium
@@ -35,6 +35,9 @@ class TaskEnv(gymnasium.Env):
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         check_seed(seed)
         super().reset(seed=None if seed is None else int(seed))
+        if options is not None and not isinstance(options, Mapping):
+            raise ValueError(f"reset options must be a mapping, e.g. {{'task': task}}, got "
+                             f"{type(options).__name__}")
         options = dict(options or {})
         if "task" in options:
             self.set_task(options.pop("task"))
