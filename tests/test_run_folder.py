@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from fewshot import cli
+from fewshot.algos.maml.trainer import MAMLTrainer
 from fewshot.run.checkpoint import load_checkpoint, named_tensors
 from fewshot.run.lock import RunFolderBusyError, RunLock
 
@@ -126,18 +127,55 @@ def test_nan_weights_in_a_checkpoint_are_named_when_it_is_loaded(done):
         resume(done, "--iterations", "3")
 
 
-def test_a_run_killed_before_its_first_checkpoint_resumes_from_iteration_zero(tmp_path):
+def test_a_run_killed_before_its_first_checkpoint_resumes_or_restarts(tmp_path):
     out = tmp_path / "run"
     assert train(out, "--iterations", "2") == 0
     whole = load_checkpoint(out)
     stopped = tmp_path / "stopped"
     assert train(stopped, "--iterations", "2") == 0
     (stopped / "checkpoint.pt").unlink()  # as if killed during iteration 1
-    with pytest.raises(SystemExit, match=r"not empty .* or from iteration 0 if it has none"):
-        train(stopped, "--iterations", "2")
     assert resume(stopped) == 0
     assert same_weights(load_checkpoint(stopped), whole)
     assert metrics_iterations(stopped) == [0, 1]
+    (stopped / "checkpoint.pt").unlink()
+    assert train(stopped, "--iterations", "1", "--seed", "3") == 0  # or start over
+    assert load_checkpoint(stopped)["seed"] == 3 and metrics_iterations(stopped) == [0]
+    assert len(list((stopped / "tensorboard").iterdir())) == 1
+
+
+def test_a_folder_that_is_not_a_run_is_never_taken_over(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("my: own\n")
+    (mine / "notes.txt").write_text("precious")
+    with pytest.raises(SystemExit, match="is not empty"):
+        train(mine, "--iterations", "1")
+    assert (mine / "config.yaml").read_text() == "my: own\n"
+
+
+def test_running_out_of_memory_mid_run_is_one_line_and_the_folder_can_be_reused(
+        tmp_path, monkeypatch):
+    out = tmp_path / "run"
+
+    def allocation_fails(self, data, iteration):  # what torch raises when malloc refuses
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. "
+                           "DefaultCPUAllocator: can't allocate memory: you tried to "
+                           "allocate 1600000000000 bytes.")
+    with monkeypatch.context() as patch:
+        patch.setattr(MAMLTrainer, "update", allocation_fails)
+        with pytest.raises(SystemExit, match=r"ran out of memory in iteration 0 \(it has "
+                                             r"no checkpoint yet\): can't allocate memory: "
+                                             r"you tried to allocate 1600000000000 bytes"):
+            train(out, "--iterations", "1")
+    assert train(out, "--iterations", "1", "--maml.hidden_sizes", "[4]") == 0
+
+
+def test_other_runtime_errors_keep_their_traceback(tmp_path, monkeypatch):
+    def bug(self, data, iteration):
+        raise RuntimeError("a shape mismatch in a new algorithm")
+    monkeypatch.setattr(MAMLTrainer, "update", bug)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        train(tmp_path / "run", "--iterations", "1")
 
 
 def test_a_folder_left_empty_by_a_failed_start_is_taken_by_the_same_command(tmp_path):

@@ -18,12 +18,14 @@ import yaml
 
 from fewshot.checks import ConfigError
 from fewshot.collect import env_spec
-from fewshot.run.checkpoint import CHECKPOINT, atomic_write_text, load_checkpoint
+from fewshot.run.checkpoint import CHECKPOINT, MANIFEST, atomic_write_text, load_checkpoint
 from fewshot.run.config import RunConfig, from_dict, to_dict
 from fewshot.run.lock import LOCK
+from fewshot.run.metrics import METRICS, TENSORBOARD
 from fewshot.runtime import derived_seed
 
 CONFIG = "config.yaml"
+RUN_FILES = (CONFIG, MANIFEST, METRICS, TENSORBOARD, CHECKPOINT)
 
 
 def read_config(path: Path) -> RunConfig:
@@ -48,18 +50,18 @@ def open_run(out: Path, config: RunConfig, *, resume: bool
 
     A new run needs an empty folder. On resume the saved config is used; only
     `iterations` may differ (to extend a run), and the checkpoint must be this run's. A
-    run stopped before its first checkpoint resumes from iteration 0; one stopped before
-    it wrote its config left an empty folder, which a new run accepts.
+    run stopped before its first checkpoint resumes from iteration 0, or is replaced by a
+    new run with other settings; one stopped before it wrote its config left an empty
+    folder, which a new run accepts.
     """
     out = Path(out)
     config_path = out / CONFIG
     contents = sorted(p.name for p in out.iterdir() if p.name != LOCK)
     if not resume:
-        if contents:
+        if contents and not stopped_before_first_checkpoint(out, contents):
             raise FileExistsError(f"run folder {out} is not empty (it holds "
-                                  f"{_listing(contents)}); pass --resume to continue it "
-                                  "(from its last checkpoint, or from iteration 0 if it has "
-                                  "none), or choose another --out")
+                                  f"{_listing(contents)}); pass --resume to continue it, "
+                                  "or choose another --out")
         return config, None
     if not config_path.is_file():
         held = f"it holds {_listing(contents)}" if contents else "it is empty"
@@ -79,6 +81,12 @@ def open_run(out: Path, config: RunConfig, *, resume: bool
     state = load_checkpoint(out)
     check_identity(state, config, out / CHECKPOINT)
     return config, state
+
+
+def stopped_before_first_checkpoint(out: Path, contents: list[str]) -> bool:
+    """Whether `out` holds only the files of a run that never saved a checkpoint: a new
+    run may start over in it (nothing trained is lost), as --resume may."""
+    return CONFIG in contents and set(contents) <= set(RUN_FILES) - {CHECKPOINT}
 
 
 def identity(config: RunConfig) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
@@ -10,6 +11,7 @@ from torch.utils.tensorboard import SummaryWriter
 from fewshot.run.checkpoint import atomic_write_text, naming
 
 METRICS = "metrics.csv"
+TENSORBOARD = "tensorboard"
 
 
 class MetricsLog:
@@ -25,7 +27,9 @@ class MetricsLog:
         self.path = Path(run_dir) / METRICS
         self._columns: list[str] | None = None
         self._keep_rows_before(start)
-        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"),
+        if start == 0:  # a fresh start: no scalars of an earlier attempt
+            shutil.rmtree(Path(run_dir) / TENSORBOARD, ignore_errors=True)
+        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / TENSORBOARD),
                                     purge_step=start)
 
     def _keep_rows_before(self, start: int) -> None:

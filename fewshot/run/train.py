@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +43,30 @@ from fewshot.runtime import torch_threads
 def make_trainer(config: RunConfig) -> tuple[Any, Trainer]:
     """The model (initial weights) and its trainer; a family the algorithm cannot run
     fails here, before the run folder exists."""
-    model = build_model(config)
-    context = TrainContext(family=config.family_object(), seed=config.seed,
-                           horizon=config.horizon, nthread=config.nthread)
-    return model, config.algorithm.trainer(model, config.algo_config, context)
+    with memory_errors_named("building the model and trainer"):
+        model = build_model(config)
+        context = TrainContext(family=config.family_object(), seed=config.seed,
+                               horizon=config.horizon, nthread=config.nthread)
+        return model, config.algorithm.trainer(model, config.algo_config, context)
+
+
+class OutOfMemoryError(ValueError):
+    """Memory ran out for work whose size no estimate caught up front (a huge layer)."""
+
+
+@contextmanager
+def memory_errors_named(doing: str) -> Iterator[None]:
+    """Turn a failed allocation (MemoryError, or torch's "can't allocate memory") into
+    OutOfMemoryError saying what was being done."""
+    try:
+        yield
+    except (MemoryError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and "can't allocate memory" not in str(error):
+            raise
+        detail = str(error).split("DefaultCPUAllocator: ")[-1].strip()
+        raise OutOfMemoryError(f"ran out of memory {doing}: {detail or 'MemoryError'}; "
+                               "ask for less (smaller networks, batches or horizon)"
+                               ) from error
 
 
 class Interrupted(KeyboardInterrupt):
@@ -103,7 +125,8 @@ def run_loop(trainer: Trainer, model: Any, config: RunConfig, out: Path, *, star
     started, saved, iteration = time.perf_counter(), start, start
     try:
         for iteration in bar:
-            row = run_iteration(trainer, iteration, update_threads=config.update_threads)
+            with memory_errors_named(f"in iteration {iteration} ({kept_after(saved)})"):
+                row = run_iteration(trainer, iteration, update_threads=config.update_threads)
             log.log(row)
             bar.set_postfix(**trainer.progress(row), steps_per_s=f"{row['env_steps_per_s']:.0f}",
                             elapsed=f"{time.perf_counter() - started:.0f}s")
@@ -115,13 +138,16 @@ def run_loop(trainer: Trainer, model: Any, config: RunConfig, out: Path, *, star
                                       "identity": identity(config)})
                 saved = done
     except KeyboardInterrupt:
-        kept = (f"its last checkpoint (iteration {saved}) is kept" if saved else
-                "it has no checkpoint yet")
-        raise Interrupted(f"interrupted during iteration {iteration}; {kept}. Continue "
-                          f"with: fewshot train --out {out} --resume") from None
+        raise Interrupted(f"interrupted during iteration {iteration}; {kept_after(saved)}. "
+                          f"Continue with: fewshot train --out {out} --resume") from None
     finally:
         log.close()
         bar.close()
+
+
+def kept_after(saved: int) -> str:
+    return (f"its last checkpoint (iteration {saved}) is kept" if saved else
+            "it has no checkpoint yet")
 
 
 def run_iteration(trainer: Trainer, iteration: int, *, update_threads: int) -> dict[str, float]:
