@@ -41,10 +41,16 @@ def set_code(name: str) -> int:
 def check_task_sets(family: Any, task_sets: Mapping[str, Sequence[Any]]) -> None:
     """Raise ValueError unless every set is non-empty, every task is the family's, and a
     set named after a declared split lies in that split."""
+    if not isinstance(task_sets, Mapping):
+        raise ValueError(f"task sets are a mapping of set names to lists of tasks, got "
+                         f"{type(task_sets).__name__}")
     if not task_sets:
         raise ValueError("no task sets to evaluate on: name a split or give a task set")
     for name, task_list in task_sets.items():
         set_code(name)
+        if isinstance(task_list, str) or not isinstance(task_list, Sequence):
+            raise ValueError(f"task set {name!r} must be a list of tasks, got "
+                             f"{type(task_list).__name__}")
         if not task_list:
             raise ValueError(f"task set {name!r} is empty")
         for i, task in enumerate(task_list):
