@@ -25,6 +25,9 @@ SPLITS = ("train", "test-id", "test-ood")
 # memory of a sampled task (measured): the task object with its __dict__, and per
 # parameter a float in it and the float64 values drawn for it
 TASK_BYTES, TASK_BYTES_PER_PARAM = 88, 40
+# memory of one env of a batched env, at least (measured on point-nav; MuJoCo's own
+# memory comes on top for the locomotion families)
+MIN_ENV_BYTES = 1000
 
 Task = Any  # an instance of some family's task_type: a frozen dataclass of numbers
 VecFactory = Callable[..., gymnasium.vector.VectorEnv]
@@ -255,6 +258,7 @@ class TaskFamily:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
                 or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {short_repr(num_envs)}")
+        refuse_unless_fits(f"{num_envs} envs of {self.name!r}", num_envs * MIN_ENV_BYTES)
         if tasks is None:
             tasks = [self.default_task] * num_envs
         elif len(tasks) != num_envs:

@@ -276,6 +276,24 @@ def test_a_family_is_built_or_names_the_bad_argument(argument, value):
         assert family.sample(2, "train", np.random.default_rng(0))
 
 
+OPTION_TYPES = {"an integer": int, "a finite number": float, "true or false": bool,
+                "a string": str, "one of ['run', 'hop']": typing.Literal["run", "hop"]}
+
+
+@examples(150)
+@given(st.sampled_from(sorted(OPTION_TYPES)), st.one_of(bad_values, st.sampled_from(
+    ["run", "hop", "Run"])))
+def test_an_option_of_each_type_takes_its_values_or_says_what_it_allows(allowed, value):
+    option = tasks.Option(name="speed", type=OPTION_TYPES[allowed], default=None)
+    try:
+        checked = option.check("toy", value)
+    except ValueError as error:
+        assert f"family 'toy': option speed must be {allowed}, got" in str(error)
+    else:
+        assert type(checked) in (int, float, bool, str)
+        assert math.isfinite(checked) if isinstance(checked, float) else True
+
+
 def test_guessing_game_refuses_more_training_instances_than_fit_in_memory():
     with pytest.raises(TooLarge, match=r"option train_instances=10{30} needs about .* "
                                        "available"):
@@ -416,6 +434,22 @@ def test_bad_reset_options_are_refused(name, options):
         return
     with pytest.raises(ValueError, match=r"reset options|takes"):
         env.reset(options=options)
+
+
+@pytest.mark.parametrize(("num_envs", "message"), [
+    (0, "num_envs must be an integer >= 1"), (2.5, "num_envs must be an integer >= 1"),
+    (True, "num_envs must be an integer >= 1"), (10**12, r"10{12} envs of 'point-nav' needs")])
+def test_gymnasium_make_vec_refuses_a_bad_number_of_envs(num_envs, message):
+    import gymnasium
+
+    with pytest.raises(ValueError, match=message):
+        gymnasium.make_vec(POINT_NAV.env_id, num_envs=num_envs)
+
+
+@pytest.mark.parametrize("cover", [1, "yes", None, np.bool_(True)])
+def test_sample_refuses_a_cover_that_is_not_true_or_false(cover):
+    with pytest.raises(ValueError, match="cover must be true or false"):
+        POINT_NAV.sample(2, "train", np.random.default_rng(0), cover=cover)
 
 
 @examples(10)
