@@ -70,6 +70,7 @@ class BanditEnv(TaskEnv):
         return np.zeros(1)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.check_ready()
         arm = check_choice(action, ARMS, "arm")
         reward = float(self.np_random.random() < getattr(self.task, ARM_NAMES[arm]))
         info = {"diverged": False, "reward_pull": reward}

@@ -81,6 +81,7 @@ class GuessingGameEnv(TaskEnv):
         return self._x.copy()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.check_ready()
         right = check_choice(action, CLASSES, "class") == self.task.label
         reward = 0.0 if right else -1.0
         info = {"diverged": False, "reward_guess": reward, "outcome_success": right}

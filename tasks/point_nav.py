@@ -67,6 +67,7 @@ class PointNavEnv(TaskEnv):
         return np.array([self._x, self._y])
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.check_ready()
         action = np.asarray(action)
         if action.dtype.kind != "f":
             raise ValueError(f"action must be floating point, got dtype {action.dtype}")

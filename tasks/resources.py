@@ -15,7 +15,7 @@ from pathlib import Path
 GIB = 2**30
 
 
-class TooLarge(ValueError):
+class TooLargeError(ValueError):
     """The requested work needs more memory than the machine has available."""
 
     def __init__(self, what: str, needed: float, available: float) -> None:
@@ -36,9 +36,9 @@ def available_memory() -> int:
 
 
 def refuse_unless_fits(what: str, needed_bytes: float) -> None:
-    """Raise TooLarge unless `needed_bytes` fits in the memory available now."""
+    """Raise TooLargeError unless `needed_bytes` fits in the memory available now."""
     if needed_bytes > available_memory():
-        raise TooLarge(what, float(needed_bytes), float(available_memory()))
+        raise TooLargeError(what, float(needed_bytes), float(available_memory()))
 
 
 def _size(n: float) -> str:

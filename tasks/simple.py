@@ -15,7 +15,7 @@ import gymnasium
 import numpy as np
 
 from tasks.family import TaskFamily, check_seed
-from tasks.vector import BatchedEnv
+from tasks.vector import BatchedEnv, closed_env_error
 
 
 class TaskEnv(gymnasium.Env):
@@ -25,14 +25,30 @@ class TaskEnv(gymnasium.Env):
 
     def __init__(self, *, family: TaskFamily, task: Any) -> None:
         self.family = family
+        self._closed, self._needs_reset = False, True
         self.set_task(task)
 
     def set_task(self, task: Any) -> None:
         """Use `task` from the next reset on."""
         self.task = self.family.check_task(task)
+        self._needs_reset = True
+
+    def check_ready(self) -> None:
+        """Refuse a step after close() or before reset(); each family's step calls it."""
+        if self._closed:
+            raise closed_env_error("make_env")
+        if self._needs_reset:
+            raise RuntimeError("call reset() before step() (after construction and after "
+                               "set_task)")
+
+    def close(self) -> None:
+        self._closed = True
+        super().close()
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        if self._closed:
+            raise closed_env_error("make_env")
         check_seed(seed)
         super().reset(seed=None if seed is None else int(seed))
         if options is not None and not isinstance(options, Mapping):
@@ -43,6 +59,7 @@ class TaskEnv(gymnasium.Env):
             self.set_task(options.pop("task"))
         if options:
             raise ValueError(f"unknown reset options {sorted(options)}; allowed: 'task'")
+        self._needs_reset = False
         return self.first_observation(), {}
 
     def first_observation(self) -> np.ndarray:

@@ -603,7 +603,7 @@ def test_a_closed_batched_env_refuses_every_use(name):
     venv.close()  # closing again is harmless
 
 
-@pytest.mark.parametrize("name", MUJOCO_NAMES)
+@pytest.mark.parametrize("name", NAMES)
 def test_a_closed_reference_env_refuses_to_step_or_reset(name):
     family = tasks.get(name)
     env = family.make_env()
@@ -618,7 +618,7 @@ def test_a_closed_reference_env_refuses_to_step_or_reset(name):
         env.reset(seed=0)
 
 
-@pytest.mark.parametrize("name", MUJOCO_NAMES)
+@pytest.mark.parametrize("name", NAMES)
 def test_reference_env_refuses_to_step_before_reset(name):
     """As the batched env: after construction and after set_task (gymnasium.make's order
     check would catch only the first, and only through gymnasium.make)."""
@@ -645,6 +645,14 @@ def test_bad_seeds_raise_value_error(seed):
         venv.reset(seed=seed)
     with pytest.raises(ValueError, match="seed must be an integer >= 0"):
         family.make_vec(mixed_tasks(family, 3), seed=-5).reset()
+
+
+@pytest.mark.parametrize("name", ["point-nav", "cheetah-vel", "bandit"])
+@pytest.mark.parametrize("seed", [-1, True, 1.5, "0"])
+def test_a_reference_env_names_a_bad_seed(name, seed):
+    env = tasks.get(name).make_env()
+    with pytest.raises(ValueError, match=r"seed must be an integer >= 0 or None"):
+        env.reset(seed=seed)
 
 
 def test_nthread_must_be_a_positive_integer():

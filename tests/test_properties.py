@@ -1,7 +1,7 @@
 """Property-based tests of the boundaries: run configs, family options, task parameters,
 task-set files and regions.
 
-Whatever the input, the answer is a valid object or a ValueError (ConfigError, TooLarge)
+Whatever the input, the answer is a valid object or a ValueError (ConfigError, TooLargeError)
 whose message names what is wrong: the config field, the family option, the task
 parameter, the task-set file and entry. Never a TypeError, KeyError, MemoryError,
 OverflowError or RecursionError from deep inside. Every test is derandomized, so CI sees
@@ -26,7 +26,7 @@ import tasks
 from fewshot import registry
 from fewshot.run.config import COMMON, V1_SHARED, RunConfig, from_dict, to_dict
 from tasks.regions import Interval, Param, Region, box, choice, product, shell, union
-from tasks.resources import TooLarge
+from tasks.resources import TooLargeError
 
 
 def examples(n: int) -> settings:
@@ -233,7 +233,7 @@ def test_family_options_give_a_family_or_name_the_option(name_options):
             assert f"has no options {unknown}; its options: " in message
         else:  # some option's value: named, with what it allows (or the memory it needs)
             assert any(f"option {o}" in message for o in options), message
-            assert isinstance(error, TooLarge) or "must be" in message, message
+            assert isinstance(error, TooLargeError) or "must be" in message, message
     else:
         assert family.name == name
         assert {k: family.options[k] for k in options} == options
@@ -295,7 +295,7 @@ def test_an_option_of_each_type_takes_its_values_or_says_what_it_allows(allowed,
 
 
 def test_guessing_game_refuses_more_training_instances_than_fit_in_memory():
-    with pytest.raises(TooLarge, match=r"option train_instances=10{30} needs about .* "
+    with pytest.raises(TooLargeError, match=r"option train_instances=10{30} needs about .* "
                                        "available"):
         tasks.get("guessing-game", train_instances=10**30)
 
@@ -376,7 +376,7 @@ def test_sample_refuses_a_bad_count(name, n):
 
 @pytest.mark.parametrize("n", [10**12, 10**30, np.uint64(2**63)])
 def test_sample_refuses_more_tasks_than_fit_in_memory(n):
-    with pytest.raises(TooLarge, match=rf"{n} tasks of 'cheetah-vel' needs about .* of "
+    with pytest.raises(TooLargeError, match=rf"{n} tasks of 'cheetah-vel' needs about .* of "
                                        r"memory; this machine has .* available"):
         tasks.get("cheetah-vel").sample(n, "train", np.random.default_rng(0))
 

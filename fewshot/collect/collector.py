@@ -107,7 +107,7 @@ class Collector:
         self.sample_seconds = 0.0  # wall time spent in collect()
 
     def refuse_unless_fits(self, *, episodes_per_trial: int = 1, batches: int = 1) -> None:
-        """Raise TooLarge unless `batches` batches of trials of `episodes_per_trial`
+        """Raise TooLargeError unless `batches` batches of trials of `episodes_per_trial`
         episodes fit in memory. The estimate counts what a batch stores per env-step
         (observation, action, reward, log-prob, flags: twice, as steps are stacked) and
         doubles it for the update's working memory; trainers call this when built, so a

@@ -21,6 +21,9 @@ Params = dict[str, torch.Tensor]
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+INIT_LOG_STD_RANGE = (-10.0, 10.0)
+"""Allowed initial log standard deviations: a std from e^-10 to e^10 action ranges (beyond,
+log-probabilities lose all precision in float32)."""
 
 
 def mlp(sizes: Sequence[int], activation: str = "tanh") -> nn.Sequential:

@@ -16,6 +16,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
+from tasks.family import check_seed
 from tasks.locomotion.dynamics import combined_factors, model_field
 from tasks.locomotion.robots import PhysicsState, Robot, quiet_mujoco
 from tasks.locomotion.transition import instability_counts, outcome
@@ -81,6 +82,7 @@ class LocomotionEnv(MujocoEnv):
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         self._refuse_if_closed()
+        check_seed(seed)
         options = dict(options or {})
         if "task" in options:
             self.set_task(options.pop("task"))

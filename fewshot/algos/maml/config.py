@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fewshot.checks import require
-from fewshot.nn.policy import ACTIVATIONS
+from fewshot.nn.policy import ACTIVATIONS, INIT_LOG_STD_RANGE
 
 OUTER_OPTIMIZERS = ("trpo", "ppo")
 
@@ -74,6 +74,9 @@ class MAMLConfig:
                 self.activation)
         require(0 < self.gamma <= 1, "gamma", "in (0, 1]", self.gamma)
         require(0 <= self.gae_lambda <= 1, "gae_lambda", "in [0, 1]", self.gae_lambda)
+        low, high = INIT_LOG_STD_RANGE
+        require(low <= self.init_log_std <= high, "init_log_std", f"in [{low}, {high}]",
+                self.init_log_std)
         require(self.inner_lr > 0, "inner_lr", "> 0", self.inner_lr)
         require(self.outer in OUTER_OPTIMIZERS, "outer", f"one of {list(OUTER_OPTIMIZERS)}",
                 self.outer)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fewshot.checks import require
-from fewshot.nn.policy import ACTIVATIONS
+from fewshot.nn.policy import ACTIVATIONS, INIT_LOG_STD_RANGE
 
 
 @dataclass
@@ -49,6 +49,9 @@ class PPOSettings:
             require(value >= 1, name, "an integer >= 1", value)
         require(0 < self.gamma <= 1, "gamma", "in (0, 1]", self.gamma)
         require(0 <= self.gae_lambda <= 1, "gae_lambda", "in [0, 1]", self.gae_lambda)
+        low, high = INIT_LOG_STD_RANGE
+        require(low <= self.init_log_std <= high, "init_log_std", f"in [{low}, {high}]",
+                self.init_log_std)
         require(self.lr > 0, "lr", "> 0", self.lr)
         require(0 < self.clip < 1, "clip", "in (0, 1)", self.clip)
         for name in ("value_coef", "entropy_coef"):
