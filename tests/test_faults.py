@@ -26,6 +26,7 @@ import yaml
 from fewshot.run.checkpoint import load_checkpoint, named_tensors
 
 ITERATIONS = 5
+KILLS = int(os.environ.get("FEWSHOT_FAULT_KILLS", 8))  # at most, in the random-kill test
 TINY = ["--family", "point-nav", "--maml.meta_batch_size", "2", "--maml.episodes_per_task",
         "2", "--horizon", "10", "--maml.hidden_sizes", "[8]", "--no-progress",
         "--checkpoint_every", "1", "--iterations", str(ITERATIONS)]
@@ -137,7 +138,7 @@ def test_kill_9_at_random_moments_then_resume_gives_the_same_run(tmp_path):
     process = start(out, *longer)
     while True:
         try:
-            process.wait(timeout=rng.uniform(0.1, duration / 3) if kills < 8 else None)
+            process.wait(timeout=rng.uniform(0.1, duration / 3) if kills < KILLS else None)
             break
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
@@ -146,8 +147,9 @@ def test_kill_9_at_random_moments_then_resume_gives_the_same_run(tmp_path):
             assert corrupt_files(out) == []
             process = start(out, *rerun(out, longer))
     assert process.returncode == 0, process.stderr.read()
-    assert kills >= 3
+    assert kills >= min(3, KILLS)
     assert_identical(out, whole)
+    print(f"{kills} kills, resumed identical, 0 corrupt files")
 
 
 @pytest.mark.parametrize("fault", ["publish:1", "publish:2", "publish:4", "publish:7",

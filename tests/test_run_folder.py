@@ -88,6 +88,17 @@ def test_a_checkpoint_of_another_setting_is_refused_naming_the_setting(tmp_path,
         resume(done, "--iterations", "3")
 
 
+def test_a_checkpoint_of_another_algorithm_is_refused(tmp_path, done):
+    other = tmp_path / "ppo"
+    assert cli.main(["train", "--algo", "ppo", "--family", "point-nav", "--horizon", "10",
+                     "--ppo.meta_batch_size", "2", "--iterations", "1", "--no-progress",
+                     "--out", str(other)]) == 0
+    shutil.copy(other / "checkpoint.pt", done / "checkpoint.pt")
+    with pytest.raises(SystemExit, match=r"checkpoint of another run \(algo: 'ppo' there, "
+                                         r"'maml' here"):
+        resume(done, "--iterations", "3")
+
+
 def test_a_config_edited_to_another_family_or_algorithm_is_refused_by_the_checkpoint(done):
     config = yaml.safe_load((done / "config.yaml").read_text())
     (done / "config.yaml").write_text(yaml.safe_dump({**config, "family": "cheetah-vel"}))
