@@ -250,3 +250,31 @@ def test_ctrl_c_during_a_command_ends_with_one_line_and_status_130(monkeypatch, 
     monkeypatch.setattr(cli, "families_command", interrupted)
     assert cli.main(["families"]) == 130
     assert capsys.readouterr().err.strip() == "fewshot families: interrupted; nothing was written"
+
+
+def test_two_evaluations_publishing_to_one_folder_both_succeed(run_dir, tmp_path):
+    import threading
+
+    from fewshot.eval.evaluation import load_evaluation, write_folder
+
+    run = fresh_copy(run_dir, tmp_path)
+    assert cli.main(["evaluate", str(run), *SMALL]) == 0
+    records, frozen, _ = load_evaluation(run)
+    summary = json.loads((run / "evaluation" / "summary.json").read_text())
+    out, errors = tmp_path / "shared", []
+
+    def publish(title):
+        try:
+            for _ in range(5):
+                write_folder(out, records=records, summary=summary, frozen=frozen,
+                             title=title)
+        except Exception as error:  # any failure is the test's failure
+            errors.append(error)
+    threads = [threading.Thread(target=publish, args=(t,)) for t in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert (out / "records.csv.gz").read_bytes() == records.to_csv_gz()

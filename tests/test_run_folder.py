@@ -204,9 +204,13 @@ def test_a_folder_left_empty_by_a_failed_start_is_taken_by_the_same_command(tmp_
 
 def test_temporaries_of_killed_writers_are_removed(done):
     (done / ".checkpoint.pt.abc.tmp").write_bytes(b"half a checkpoint")
-    (done / ".evaluation.old-99").mkdir()
+    (done / ".metrics.csv.xyz.tmp").write_bytes(b"iteration,env_st")
     assert resume(done, "--iterations", "3") == 0
-    assert not list(done.glob(".*.tmp")) and not list(done.glob(".*.old-*"))
+    assert not list(done.glob(".*.tmp"))
+    (done / ".evaluation.old-99").mkdir()  # a killed evaluation's replaced folder
+    assert cli.main(["evaluate", str(done), "--tasks", "1", "--trials", "1", "--episodes",
+                     "0", "--no-progress"]) == 0
+    assert not list(done.glob(".*.old-*"))
 
 
 def test_a_torn_last_metrics_row_is_dropped_on_resume(done):
@@ -260,7 +264,8 @@ def test_out_naming_a_file_is_refused(tmp_path):
 
 @pytest.mark.parametrize("args", [["--horizon", "1000000000000"],
                                   ["--maml.meta_batch_size", "1000000000000"],
-                                  ["--maml.episodes_per_task", "1000000000000"]])
+                                  ["--maml.episodes_per_task", "1000000000000"],
+                                  ["--maml.hidden_sizes", "[20000000]"]])
 def test_work_that_cannot_fit_is_refused_before_the_folder_exists(tmp_path, args):
     out = tmp_path / "run"
     with pytest.raises(SystemExit, match=r"needs about .* of memory; this machine has .* "

@@ -77,6 +77,18 @@ class Agent(Protocol):
         ...
 
 
+BYTES_PER_UNIT_AND_STEP = 64
+"""Memory an update keeps per env-step for each output unit of a network: activations,
+their gradients and, for MAML-TRPO, the graphs of its Fisher-vector products (measured
+about 52 bytes on point-nav)."""
+
+
+def activation_width(network: torch.nn.Module) -> int:
+    """Output units per sample of a network's weight matrices (rows of every 2-D
+    parameter: a Linear layer's out_features, a GRU's 3 x hidden for its gates)."""
+    return sum(p.shape[0] for p in network.parameters() if p.dim() == 2)
+
+
 class Collector:
     """Runs agents in `num_envs` simulations of a family.
 
@@ -106,17 +118,24 @@ class Collector:
         self.env_steps = 0         # env-steps taken over the collector's life
         self.sample_seconds = 0.0  # wall time spent in collect()
 
-    def refuse_unless_fits(self, *, episodes_per_trial: int = 1, batches: int = 1) -> None:
+    def refuse_unless_fits(self, *, episodes_per_trial: int = 1, batches: int = 1,
+                           network: torch.nn.Module | None = None) -> None:
         """Raise TooLargeError unless `batches` batches of trials of `episodes_per_trial`
-        episodes fit in memory. The estimate counts what a batch stores per env-step
-        (observation, action, reward, log-prob, flags: twice, as steps are stacked) and
-        doubles it for the update's working memory; trainers call this when built, so a
-        run that cannot fit fails before it starts."""
-        per_step = 2 * (4 * (self.spec.obs_size + self.spec.action_size) + 32)
-        steps = self.num_envs * self.horizon * episodes_per_trial * batches
+        episodes fit in memory, with `network` learning from them. A stored env-step
+        takes its observation, action, reward, log-prob and flags (twice, as steps are
+        stacked, and twice again for the update's working memory), plus what the update
+        keeps per step for each output unit of the network's weight matrices. Trainers
+        call this when built, so a run that cannot fit fails before it starts."""
+        per_step = 4 * (4 * (self.spec.obs_size + self.spec.action_size) + 32)
         batch = "a batch" if batches == 1 else f"{batches} batches"
-        refuse_unless_fits(f"{batch} of {self.num_envs} simulations x {episodes_per_trial} "
-                           f"episode(s) x horizon {self.horizon}", 2 * steps * per_step)
+        what = (f"{batch} of {self.num_envs} simulations x {episodes_per_trial} episode(s) "
+                f"x horizon {self.horizon}")
+        if network is not None:
+            width = activation_width(network)
+            per_step += BYTES_PER_UNIT_AND_STEP * width
+            what += f", learnt by a network of {width} units"
+        steps = self.num_envs * self.horizon * episodes_per_trial * batches
+        refuse_unless_fits(what, steps * per_step)
 
     def collect(self, agent: Agent, tasks: Sequence[Any], *, seed: int,
                 trials_per_task: int = 1, episodes_per_trial: int = 1) -> Batch:

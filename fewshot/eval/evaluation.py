@@ -38,6 +38,7 @@ from fewshot.provenance import provenance
 from fewshot.run.checkpoint import make_folder, publish_dir
 from fewshot.run.config import RunConfig
 from fewshot.run.folder import load_run
+from fewshot.run.lock import exclusive
 from fewshot.runtime import torch_threads
 
 RECORDS, TASKS, SUMMARY, REPORT, FIGURE = ("records.csv.gz", "tasks.json", "summary.json",
@@ -149,9 +150,7 @@ def write_folder(out: Path, *, records: Records, summary: dict[str, Any],
     """Write every output to a temporary folder, then move it into place."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
         (staging / RECORDS).write_bytes(records.to_csv_gz())
         (staging / TASKS).write_text(json.dumps(frozen, indent=2) + "\n")
@@ -162,7 +161,8 @@ def write_folder(out: Path, *, records: Records, summary: dict[str, Any],
             table += "\n" + report.improvement_table(extra)
         (staging / REPORT).write_text(f"# {title}\n\n{report.how_to_read()}\n\n{table}\n")
         report.plot_curves(summary["learners"], staging / FIGURE, title=title)
-        publish_dir(staging, out)
+        with exclusive(out.parent):  # two evaluations may publish to one --out
+            publish_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -77,8 +77,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 def publish_dir(finished: Path, final: Path) -> None:
     """Move a finished folder to `final`, replacing any older one there. Readers see the
     old folder or the new one, never a half-written one (while the two renames run,
-    `final` is briefly absent)."""
+    `final` is briefly absent). Two processes must not publish to one `final` at once
+    (hold `lock.exclusive(final.parent)`)."""
     finished, final = Path(finished), Path(final)
+    for stale in final.parent.glob(f".{final.name}.old-*"):  # left by a killed publish
+        shutil.rmtree(stale, ignore_errors=True)
     if final.exists():
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, old)
@@ -95,12 +98,12 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
 
 
 def remove_temporaries(run_dir: Path) -> list[Path]:
-    """Delete what killed writers left in `run_dir` (half-written `.NAME.*.tmp` files,
-    `.NAME.old-PID` folders of an interrupted publish_dir); returns what was removed.
-    Call it only while holding the folder's lock, so no live writer owns them."""
-    removed = sorted(Path(run_dir).glob(".*.tmp")) + sorted(Path(run_dir).glob(".*.old-*"))
+    """Delete the half-written `.NAME.*.tmp` files killed writers left in `run_dir`;
+    returns them. Call it only while holding the folder's lock, so no live writer owns
+    them."""
+    removed = sorted(p for p in Path(run_dir).glob(".*.tmp") if p.is_file())
     for path in removed:
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
     return removed
 
 

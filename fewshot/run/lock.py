@@ -1,4 +1,5 @@
-"""One writer per run folder: a lock held while a process trains in it.
+"""One writer per run folder: a lock held while a process trains in it (and a short one
+while an evaluation folder is put in place).
 
 The lock is an advisory `flock` on RUN/.lock, whose text names the holder (pid, host,
 start time). The operating system releases it when the holder exits, however it exits
@@ -15,6 +16,8 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from fewshot.run.checkpoint import naming
@@ -68,3 +71,16 @@ def describe_holder(fd: int) -> str:
         return f"pid {holder['pid']} on host {holder['host']} since {holder['since']}"
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         return "another process (the lock file names none)"
+
+
+@contextmanager
+def exclusive(folder: Path) -> Iterator[None]:
+    """Hold an exclusive flock on an existing `folder`, waiting for any holder: for short
+    critical sections, such as replacing a folder inside it that another process may be
+    replacing too. Nothing is written."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

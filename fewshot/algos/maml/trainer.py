@@ -54,7 +54,8 @@ class MAMLTrainer:
         self.collector = Collector(family=context.family,
                                    num_envs=config.meta_batch_size * config.episodes_per_task,
                                    horizon=context.horizon, nthread=context.nthread)
-        self.collector.refuse_unless_fits(batches=config.num_inner_steps + 1)
+        self.collector.refuse_unless_fits(batches=config.num_inner_steps + 1,
+                                          network=learner.policy)
         self.env_steps = 0  # steps of the episodes collected (restored on resume)
 
     def collect(self, iteration: int) -> tuple[list[Batch], dict[str, float]]:

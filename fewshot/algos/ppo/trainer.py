@@ -37,7 +37,8 @@ class PPOTrainer:
         self.collector = Collector(family=context.family,
                                    num_envs=config.meta_batch_size * self.trials_per_task,
                                    horizon=context.horizon, nthread=context.nthread)
-        self.collector.refuse_unless_fits(episodes_per_trial=self.episodes_per_trial)
+        self.collector.refuse_unless_fits(episodes_per_trial=self.episodes_per_trial,
+                                          network=learner.policy)
         self.env_steps = 0  # steps of the episodes collected (restored on resume)
 
     def collect(self, iteration: int) -> tuple[Batch, dict[str, float]]:
