@@ -741,3 +741,60 @@ def test_many_small_widths_do_not_underflow_the_volumes_to_nan():
 def test_misuse_of_regions_is_refused_naming_the_problem(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+# Actions ------------------------------------------------------------------------------
+
+ACTION_FAMILIES = ["point-nav", "cheetah-vel", "ant-dir", "bandit"]
+_ENVS: dict[str, object] = {}
+
+
+def batched_env(name: str):
+    """One 2-simulation env per family, reused across examples (reset each time)."""
+    if name not in _ENVS:
+        family = tasks.get(name)
+        _ENVS[name] = family.make_vec([family.default_task] * 2, seed=0)
+    return _ENVS[name]
+
+
+ACTION_DTYPES = st.sampled_from([np.float64] * 4 + [np.float32, np.int64, np.int32, np.bool_,
+                                                  np.uint8, object])
+ACTION_VALUES = st.one_of(st.floats(-2.0, 2.0), st.floats(-1e3, 1e3),
+                          st.floats(allow_nan=True, allow_infinity=True),
+                          st.sampled_from([1e200, -1e200, 1e3, 5e-324, 0.0, -0.0, 1.0]),
+                          st.integers(-10**20, 10**20))
+
+
+@examples(400)
+@given(name=st.sampled_from(ACTION_FAMILIES),
+       shape=st.sampled_from(["right"] * 5 + ["one short", "one more", "flat", "scalar",
+                                              "3d"]),
+       dtype=ACTION_DTYPES, values=st.lists(ACTION_VALUES, min_size=1, max_size=24))
+def test_any_action_is_stepped_safely_or_refused_naming_it(name, shape, dtype, values):
+    """A step either refuses the action with a ValueError that says what is wrong with
+    it, or returns finite observations and rewards that are not huge unless flagged."""
+    envs = batched_env(name)
+    envs.reset(seed=0)
+    space = envs.single_action_space
+    size = int(np.prod(space.shape)) if space.shape else 1
+    sizes = {"right": (2, size), "one short": (2, max(size - 1, 1)),
+             "one more": (2, size + 1), "flat": (2 * size,), "scalar": (), "3d": (2, size, 1)}
+    if not space.shape:  # Discrete: one choice per simulation
+        sizes.update(right=(2,), flat=(2, 1), **{"one short": (1,), "one more": (3,)})
+    wanted = sizes[shape]
+    flat = (values * (int(np.prod(wanted)) // len(values) + 1))[: int(np.prod(wanted))]
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            action = np.array(flat, dtype=dtype).reshape(wanted)
+    except (OverflowError, ValueError, TypeError):
+        return  # numpy itself cannot hold these values in this dtype
+    try:
+        obs, reward, _, _, info = envs.step(action)
+    except ValueError as error:
+        assert re.search(r"action", str(error)), error
+        event("refused")
+        return
+    event("stepped")
+    assert np.isfinite(obs).all() and np.isfinite(reward).all()
+    huge = (np.abs(obs).max(axis=tuple(range(1, obs.ndim))) > 1e6) | (np.abs(reward) > 1e6)
+    assert not (huge & ~info["diverged"]).any()
