@@ -216,6 +216,11 @@ class TaskFamily:
 
     # Envs ---------------------------------------------------------------------------
 
+    def vec_options(self) -> list[str]:
+        """The options its batched env takes besides the seed (e.g. horizon, nthread)."""
+        return [name for name, p in inspect.signature(self._make_vec).parameters.items()
+                if p.kind == inspect.Parameter.KEYWORD_ONLY and name != "seed"]
+
     def make_vec(self, tasks: Sequence[Task], *, seed: int | None = None,
                  **options: Any) -> gymnasium.vector.VectorEnv:
         """A batched env with one simulation per task (repeat a task for several)."""
@@ -225,8 +230,7 @@ class TaskFamily:
         for task in tasks:
             self.check_task(task)
         check_seed(seed)
-        allowed = [name for name, p in inspect.signature(self._make_vec).parameters.items()
-                   if p.kind == inspect.Parameter.KEYWORD_ONLY and name != "seed"]
+        allowed = self.vec_options()
         unknown = sorted(set(options) - set(allowed))
         if unknown:
             raise ValueError(f"make_vec of {self.name}: unknown options {unknown}; "

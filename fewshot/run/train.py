@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -74,9 +74,11 @@ class Interrupted(KeyboardInterrupt):
     continue."""
 
 
-def train(config: RunConfig, out: Path, *, resume: bool = False,
-          progress: bool = True) -> Any:
+def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool = True,
+          report: Callable[[dict[str, float]], None] | None = None) -> Any:
     """Train `config.algo` on `config.family` in run folder `out`; returns the model.
+    `report(row)`, if given, receives each iteration's metrics row once it is logged (a
+    sweep passes them on to Ray Tune).
 
     Settings that cannot work fail before the folder is touched; a second process on the
     same folder is refused (RunFolderBusyError); Ctrl-C stops cleanly (Interrupted), keeping
@@ -112,12 +114,12 @@ def train(config: RunConfig, out: Path, *, resume: bool = False,
             record_resume(out, at_iteration=start)
         else:
             write_manifest(out, seed=config.seed, family=config.family, algo=config.algo)
-        run_loop(trainer, model, config, out, start=start, progress=progress)
+        run_loop(trainer, model, config, out, start=start, progress=progress, report=report)
     return model
 
 
 def run_loop(trainer: Trainer, model: Any, config: RunConfig, out: Path, *, start: int,
-             progress: bool) -> None:
+             progress: bool, report: Callable[[dict[str, float]], None] | None) -> None:
     """Iterations start..config.iterations, logging each and checkpointing on schedule."""
     log = MetricsLog(out, start=start)
     bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations,
@@ -137,6 +139,8 @@ def run_loop(trainer: Trainer, model: Any, config: RunConfig, out: Path, *, star
                                       "trainer": trainer.state_dict(), "seed": config.seed,
                                       "identity": identity(config)})
                 saved = done
+            if report is not None:  # after the checkpoint: a report may stop the run
+                report(row)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted during iteration {iteration}; {kept_after(saved)}. "
                           f"Continue with: fewshot train --out {out} --resume") from None

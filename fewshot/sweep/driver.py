@@ -1,0 +1,149 @@
+"""`fewshot sweep`: run a SPEC's trials on Ray Tune, then compare them.
+
+With no address, Ray starts inside the command with the machine's cores and stops with
+it; `address` joins a running cluster. Each trial runs `fewshot.sweep.trial.run_trial`
+in a Ray worker with `cpus_per_trial` CPUs, in its own run folder under OUT/runs/.
+Resuming re-runs the same trials: finished ones only report again, interrupted ones
+continue from their checkpoints (the run folders resume exactly), so no Tune state is
+needed to resume. At the end, OUT/comparison[-FAMILY] compares the trials' evaluations,
+one learner per group of grid values with the seeds as runs, and OUT/sweep.json lists
+every trial with its status and error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fewshot.eval.evaluation import compare
+from fewshot.provenance import cpus, provenance
+from fewshot.run.checkpoint import atomic_write_text, make_folder
+from fewshot.sweep.spec import Spec, load_spec
+from fewshot.sweep.trial import evaluation_folder, run_trial
+
+SPEC_COPY = "spec.yaml"
+SUMMARY = "sweep.json"
+EXTRA = "pip install 'fewshot[sweep]'"
+
+
+def import_ray() -> Any:
+    """Ray, or an error saying which extra installs it."""
+    try:
+        import ray
+        from ray import tune  # noqa: F401 - its import checks ray[tune]'s dependencies
+    except ImportError as error:
+        raise ImportError(f"fewshot sweep needs Ray Tune, which is not installed ({error}); "
+                          f"install the sweep extra: {EXTRA}") from error
+    return ray
+
+
+def run_sweep(spec_path: Path, out: Path, *, address: str | None = None,
+              resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) the sweep; returns its summary (also written to OUT/sweep.json)."""
+    spec = load_spec(spec_path)
+    ray = import_ray()
+    out = make_folder(out, "sweep folder")
+    prepare(out, spec, resume=resume)
+    trials = [{"name": t.name, "group": t.group, "config": t.config,
+               "run_dir": str((out / "runs" / t.name).resolve()),
+               "learners": spec.learners,
+               "settings": {**spec.settings.__dict__, "splits": list(spec.settings.splits)}}
+              for t in spec.trials]
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, num_cpus=None if address else cpus(),
+                 include_dashboard=False, configure_logging=False, log_to_driver=progress,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
+                     p for p in sys.path if p and Path(p).is_dir())}})
+    try:
+        errors = run_trials(trials, spec, out, progress=progress)
+    finally:
+        if started_here:
+            ray.shutdown()
+    summary = summarize(spec, trials, errors, out)
+    atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def prepare(out: Path, spec: Spec, *, resume: bool) -> None:
+    """A new sweep needs an empty folder; a resumed one the same SPEC."""
+    saved = out / SPEC_COPY
+    if resume:
+        if not saved.is_file():
+            raise FileNotFoundError(f"--resume: {out} holds no sweep (no {SPEC_COPY})")
+        if yaml.safe_load(saved.read_text()) != spec.source:
+            raise ValueError(f"--resume: the SPEC differs from the one {out} was started "
+                             f"with ({saved}); resume with that one, or choose another --out")
+        return
+    if any(out.iterdir()):
+        raise FileExistsError(f"sweep folder {out} is not empty; pass --resume to continue "
+                              "its sweep, or choose another --out")
+    atomic_write_text(saved, yaml.safe_dump(spec.source, sort_keys=False))
+
+
+def run_trials(trials: list[dict], spec: Spec, out: Path, *,
+               progress: bool) -> dict[str, str]:
+    """Every trial through Tune; returns the errors of the trials that failed, by name."""
+    from ray import tune
+
+    scheduler = None
+    if spec.stop_early is not None:
+        from ray.tune.schedulers import ASHAScheduler
+
+        scheduler = ASHAScheduler(time_attr="iteration", metric=spec.stop_early["metric"],
+                                  mode=spec.stop_early["mode"],
+                                  grace_period=spec.stop_early["grace_period"],
+                                  reduction_factor=spec.stop_early["reduction_factor"],
+                                  max_t=max(t["config"]["iterations"] for t in trials))
+    attempt = len(list((out / ".tune").glob("attempt-*"))) if (out / ".tune").exists() else 0
+    tuner = tune.Tuner(
+        tune.with_resources(run_trial, {"cpu": spec.cpus_per_trial}),
+        param_space={"trial": tune.grid_search(trials)},
+        tune_config=tune.TuneConfig(scheduler=scheduler,
+                                    trial_name_creator=lambda t: t.config["trial"]["name"],
+                                    trial_dirname_creator=lambda t: t.config["trial"]["name"]),
+        run_config=tune.RunConfig(storage_path=str((out / ".tune").resolve()),
+                                  name=f"attempt-{attempt}", verbose=1 if progress else 0,
+                                  failure_config=tune.FailureConfig(max_failures=0)))
+    results = tuner.fit()
+    return {result.config["trial"]["name"]: _error_line(result.error)
+            for result in results if result.error is not None}
+
+
+def summarize(spec: Spec, trials: list[dict], errors: dict[str, str],
+              out: Path) -> dict[str, Any]:
+    """sweep.json: each trial's status, and the comparisons of the evaluated ones."""
+    rows, by_family = [], defaultdict(list)
+    for trial, meta in zip(spec.trials, trials, strict=True):
+        folders = [evaluation_folder(Path(meta["run_dir"]), k) for k in spec.learners]
+        evaluated = all((f / "records.csv.gz").is_file() for f in folders)
+        status = "failed" if trial.name in errors else "evaluated" if evaluated else (
+            "stopped early" if spec.stop_early else "incomplete")
+        rows.append({"name": trial.name, "group": trial.group, "values": trial.values,
+                     "seed": trial.seed, "run_dir": meta["run_dir"], "status": status,
+                     "error": errors.get(trial.name)})
+        if evaluated:
+            by_family[trial.config["family"]].extend(folders)
+    comparisons = {}
+    for family, folders in by_family.items():
+        target = out / ("comparison" if len(by_family) == 1 else f"comparison-{family}")
+        if len(folders) >= 2:
+            compare(folders, target)
+            comparisons[family] = str(target)
+    counts = defaultdict(int)
+    for row in rows:
+        counts[row["status"]] += 1
+    return {"trials": rows, "counts": dict(counts), "comparisons": comparisons,
+            **provenance()}
+
+
+def _error_line(error: BaseException) -> str:
+    """The trial's own error, not Ray's wrapper: its last line."""
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__

@@ -1,0 +1,86 @@
+"""One trial of a sweep, as a Ray Tune worker runs it: train (or resume) an ordinary run
+folder, reporting each iteration's metrics to Tune, then score the trained run with the
+harness. A trial that finished before (a resumed sweep) only reports its results again.
+
+Ray imports this module in its worker processes; it must not import Ray at module level
+(the driver checks that Ray is installed and says how to get it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from fewshot import plugins
+from fewshot.eval.evaluation import DEFAULT_FOLDER, RECORDS, evaluate_run
+from fewshot.eval.harness import EvaluationSettings
+from fewshot.run.checkpoint import CHECKPOINT, load_checkpoint
+from fewshot.run.config import from_dict
+from fewshot.run.lock import RunFolderBusyError
+from fewshot.run.train import train
+
+LOCK_WAIT_SECONDS = 60  # a killed sweep's workers may hold a run folder a little longer
+
+
+def evaluation_folder(run_dir: Path, learner: str) -> Path:
+    return Path(run_dir) / (DEFAULT_FOLDER if learner == "trained"
+                            else f"{DEFAULT_FOLDER}-{learner}")
+
+
+def run_trial(tune_config: dict[str, Any]) -> None:
+    """Tune's function trainable. tune_config["trial"] (built by the driver): name,
+    run_dir, config, group, learners, settings (EvaluationSettings fields)."""
+    from ray import tune
+
+    spec = tune_config["trial"]
+    plugins.load(spec["config"].get("imports", []))
+    config = from_dict(dict(spec["config"]))
+    run_dir = Path(spec["run_dir"])
+    if not finished(run_dir, config.iterations):
+        train_waiting_for_the_lock(config, run_dir, report=tune.report)
+    settings = EvaluationSettings(**{**spec["settings"], "splits": tuple(
+        spec["settings"]["splits"])})
+    scores: dict[str, float] = {}
+    for learner in spec["learners"]:
+        out = evaluation_folder(run_dir, learner)
+        if not (out / RECORDS).is_file():
+            label = spec["group"] if learner == "trained" else f"{spec['group']} ({learner})"
+            evaluate_run(run_dir, replace(settings), learner=learner, label=label, out=out,
+                         progress=False)
+        scores.update(final_scores(out, learner))
+    tune.report({"iteration": config.iterations, "evaluated": 1.0, **scores})
+
+
+def finished(run_dir: Path, iterations: int) -> bool:
+    if not (run_dir / CHECKPOINT).is_file():
+        return False
+    return int(load_checkpoint(run_dir)["iteration"]) >= iterations
+
+
+def train_waiting_for_the_lock(config: Any, run_dir: Path, *, report: Any) -> None:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            train(config, run_dir, resume=(run_dir / "config.yaml").is_file(),
+                  progress=False, report=report)
+            return
+        except RunFolderBusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
+def final_scores(folder: Path, learner: str) -> dict[str, float]:
+    """Mean return at k = 0 and k = K on each split, for Tune's result table."""
+    import json
+
+    summary = json.loads((folder / "summary.json").read_text())
+    scores = {}
+    for entry in summary["learners"].values():
+        for split, values in entry["splits"].items():
+            curve = values["curve"]
+            for point in (curve[0], curve[-1]):
+                scores[f"{learner}/{split}/R({point['k']})"] = float(point["mean"]["value"])
+    return scores
