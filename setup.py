@@ -21,6 +21,9 @@ setup(
         "scipy==1.17.1",
     ],
     extras_require={
+        "sweep": [
+            "ray[tune]==2.60.0",
+        ],
         "test": [
             "pytest==9.2.0",
             "higher==0.2.1",

@@ -15,12 +15,20 @@ import numpy as np
 INT64_MAX = 2**63 - 1  # integers reach numpy and torch, whose integers are 64-bit
 
 
+class MissingExtraError(ImportError):
+    """A feature whose optional dependencies are not installed; the message names the
+    extra that installs them."""
+
+
 class ConfigError(ValueError):
     """A setting out of its allowed range; `field` names it (dotted inside a section)."""
 
     def __init__(self, field: str, allowed: str, value: object) -> None:
         super().__init__(f"config field {field} must be {allowed}, got {short_repr(value)}")
         self.field, self.allowed, self.value = field, allowed, value
+
+    def __reduce__(self) -> tuple:  # so it crosses processes (a sweep's workers)
+        return type(self), (self.field, self.allowed, self.value)
 
     def within(self, section: str) -> ConfigError:
         """The same error, its field named inside `section` (maml.inner_lr)."""

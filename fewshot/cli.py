@@ -11,6 +11,7 @@ from pathlib import Path
 
 import tasks
 from fewshot import plugins, registry, rollouts
+from fewshot.checks import MissingExtraError
 
 
 def families_command(args: argparse.Namespace) -> int:
@@ -96,6 +97,22 @@ def compare_command(args: argparse.Namespace) -> int:
     print((out / REPORT).read_text())
     print(f"comparison folder: {out}")
     return 0
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    from fewshot.sweep.driver import SUMMARY, run_sweep
+
+    summary = run_sweep(Path(args.spec), Path(args.out), address=args.address,
+                        resume=args.resume, progress=not args.no_progress)
+    counts = ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
+    print(f"\n{len(summary['trials'])} trials: {counts}")
+    for trial in summary["trials"]:
+        if trial["error"]:
+            print(f"  {trial['name']}: {trial['error']}")
+    for family, folder in summary["comparisons"].items():
+        print(f"comparison of {family}: {folder}/report.md")
+    print(f"sweep summary: {Path(args.out) / SUMMARY}")
+    return 1 if summary["counts"].get("failed") else 0
 
 
 def non_negative_int(text: str) -> int:
@@ -197,6 +214,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_import(evaluate)
     evaluate.set_defaults(run=evaluate_command)
 
+    sweep = commands.add_parser(
+        "sweep", help="train and score many runs (grid, samples, seeds) on Ray Tune",
+        description="Run a sweep SPEC (see docs/sweeps.md) on Ray Tune: each trial is a run "
+        "folder under OUT/runs/, evaluated when it finishes; OUT/comparison holds the "
+        "comparison and OUT/sweep.json every trial's status. Needs the sweep extra.")
+    sweep.add_argument("spec", help="the sweep's SPEC.yaml")
+    sweep.add_argument("--out", required=True, help="the sweep's folder")
+    sweep.add_argument("--address", default=None,
+                       help="join a running Ray cluster (default: start Ray inside this "
+                       "command with this machine's cores)")
+    sweep.add_argument("--resume", action="store_true",
+                       help="continue the sweep in --out: finished trials are kept, "
+                       "interrupted ones continue from their checkpoints")
+    sweep.add_argument("--no-progress", action="store_true", help="hide Tune's status")
+    add_import(sweep)
+    sweep.set_defaults(run=sweep_command)
+
     compare = commands.add_parser(
         "compare", help="put several evaluations side by side, with paired statistics")
     compare.add_argument("evaluations", nargs="+",
@@ -223,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as error:
         raise SystemExit(f"fewshot {command}: {describe_os_error(error)}") from error
-    except ValueError as error:
+    except (ValueError, MissingExtraError) as error:
         raise SystemExit(f"fewshot {command}: {error}") from error
 
 

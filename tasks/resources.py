@@ -23,6 +23,9 @@ class TooLargeError(ValueError):
                          f"{_size(available)} available. Ask for less.")
         self.what, self.needed, self.available = what, needed, available
 
+    def __reduce__(self) -> tuple:  # so it crosses processes (a sweep's workers)
+        return type(self), (self.what, self.needed, self.available)
+
 
 def available_memory() -> int:
     """Bytes of memory available to new allocations (MemAvailable on Linux, else the

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from fewshot.checks import MissingExtraError
 from fewshot.eval.evaluation import compare
 from fewshot.provenance import cpus, provenance
 from fewshot.run.checkpoint import atomic_write_text, make_folder
@@ -38,8 +39,8 @@ def import_ray() -> Any:
         import ray
         from ray import tune  # noqa: F401 - its import checks ray[tune]'s dependencies
     except ImportError as error:
-        raise ImportError(f"fewshot sweep needs Ray Tune, which is not installed ({error}); "
-                          f"install the sweep extra: {EXTRA}") from error
+        raise MissingExtraError(f"fewshot sweep needs Ray Tune, which is not installed "
+                                f"({error}); install the sweep extra: {EXTRA}") from error
     return ray
 
 

@@ -31,7 +31,7 @@ import yaml
 
 from fewshot.checks import ConfigError
 from fewshot.eval.harness import EvaluationSettings
-from fewshot.run.config import RunConfig, from_dict, migrate, to_dict
+from fewshot.run.config import RunConfig, from_dict, is_version1, migrate, to_dict
 from fewshot.runtime import derived_seed
 
 KEYS = ("base", "grid", "sample", "num_samples", "seeds", "cpus_per_trial", "evaluate",
@@ -120,6 +120,8 @@ def read_base(base: Any, base_dir: Path, source: str) -> dict[str, Any]:
             raise SpecError(f"{source}: cannot read base {path}: {error}") from error
     _require(isinstance(base, dict), "base", "a training config (a mapping) or the path of "
              "one", base, source)
+    if "version" not in base and not is_version1(base):
+        return dict(base)  # a partial version-2 config, as --config files may be
     try:
         return migrate(base)
     except ValueError as error:

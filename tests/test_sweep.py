@@ -1,0 +1,152 @@
+"""fewshot sweep: SPEC checks before anything starts, a 4-trial sweep on local Ray with 2
+CPUs, a killed driver resumed to the same checkpoints, a failing trial that fails alone,
+and a plugin's family and algorithm in a sweep."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from fewshot import cli
+from fewshot.run.checkpoint import load_checkpoint, named_tensors
+from fewshot.sweep.spec import SpecError, parse_spec
+
+PLUGINS = Path(__file__).parent / "plugins"
+BASE = {"algo": "maml", "family": "point-nav", "iterations": 3, "checkpoint_every": 1,
+        "horizon": 10, "maml": {"meta_batch_size": 2, "episodes_per_task": 2,
+                                "hidden_sizes": [8]}}
+SPEC = {"base": BASE, "grid": {"maml.inner_lr": [0.05, 0.1]}, "seeds": [0, 1],
+        "evaluate": {"episodes": 1, "tasks": 2, "trials": 1}}
+
+
+def write_spec(folder, spec):
+    path = Path(folder) / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def weights(run_dir):
+    return dict(named_tensors(load_checkpoint(run_dir)["learner"]))
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """The 4-trial sweep, uninterrupted."""
+    folder = tmp_path_factory.mktemp("sweep")
+    out = folder / "out"
+    assert cli.main(["sweep", str(write_spec(folder, SPEC)), "--out", str(out),
+                     "--no-progress"]) == 0
+    return out
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"grids": {}}, r"unknown fields \['grids'\]"),
+    ({"grid": {"maml.inner_lr": []}}, "field grid.maml.inner_lr must be a non-empty list"),
+    ({"grid": {"maml.inner_lr": ["fast"]}}, r"trial maml-point-nav_inner_lr=fast-s0: config "
+                                            r"field maml.inner_lr must be a number"),
+    ({"grid": {"maml.no_such": [1]}}, r"unknown settings \['maml.no_such'\]"),
+    ({"seeds": [0, 0]}, "field seeds must be a non-empty list of distinct integers >= 0"),
+    ({"seeds": [-1]}, "field seeds must be"),
+    ({"evaluate": {"learner": ["trained"]}}, r"unknown fields \['evaluate.learner'\]"),
+    ({"evaluate": {"learners": ["finetune"]}}, r"evaluate.learners \['finetune'\] do not "
+                                               "apply"),
+    ({"evaluate": {"episodes": -1}}, "evaluation setting episodes must be"),
+    ({"sample": {"maml.max_kl": {"loguniform": [0, 1]}}}, "sample.maml.max_kl.loguniform"),
+    ({"sample": {"maml.max_kl": {"normal": [0, 1]}}}, "field sample.maml.max_kl must be one"),
+    ({"cpus_per_trial": 0}, "field cpus_per_trial must be an integer >= 1"),
+    ({"stop_early": {"metric": "return_step1", "mode": "up"}}, "stop_early.mode must be"),
+])
+def test_a_bad_spec_fails_before_anything_starts_naming_the_field(change, message):
+    with pytest.raises(SpecError, match=message):
+        parse_spec({**SPEC, **change}, base_dir=Path("."))
+
+
+def test_the_spec_expands_to_trials_with_their_threads_and_samples():
+    spec = parse_spec({**SPEC, "sample": {"maml.max_kl": {"loguniform": [0.001, 0.1]}},
+                       "num_samples": 2, "cpus_per_trial": 2}, base_dir=Path("."))
+    assert len(spec.trials) == 2 * 2 * 2  # grid values x samples x seeds
+    kls = [t.config["maml"]["max_kl"] for t in spec.trials]
+    assert len(set(kls)) == 4 and all(0.001 <= kl < 0.1 for kl in kls)
+    assert all(t.config["update_threads"] == 2 and t.config["nthread"] is None
+               for t in spec.trials)  # point-nav has no MuJoCo threads to set
+    again = parse_spec({**SPEC, "sample": {"maml.max_kl": {"loguniform": [0.001, 0.1]}},
+                        "num_samples": 2, "cpus_per_trial": 2}, base_dir=Path("."))
+    assert [t.config for t in again.trials] == [t.config for t in spec.trials]
+    cheetah = parse_spec({**SPEC, "base": {**BASE, "family": "cheetah-vel"}},
+                         base_dir=Path("."))
+    assert all(t.config["nthread"] == 1 for t in cheetah.trials)
+
+
+def test_a_sweep_trains_evaluates_and_compares_every_trial(sweep):
+    summary = json.loads((sweep / "sweep.json").read_text())
+    assert summary["counts"] == {"evaluated": 4}
+    for trial in summary["trials"]:
+        run = Path(trial["run_dir"])
+        assert load_checkpoint(run)["iteration"] == 3
+        assert (run / "evaluation" / "records.csv.gz").is_file()
+    report = json.loads((sweep / "comparison" / "summary.json").read_text())
+    assert sorted(report["learners"]) == ["maml-point-nav inner_lr=0.05",
+                                          "maml-point-nav inner_lr=0.1"]
+    assert all(len(entry["runs"]) == 2 for entry in report["learners"].values())  # 2 seeds
+
+
+def test_a_killed_sweep_resumes_to_the_same_checkpoints(sweep, tmp_path):
+    out = tmp_path / "out"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "fewshot.cli", "sweep", str(write_spec(tmp_path, SPEC)),
+         "--out", str(out), "--no-progress"], start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("runs/*/checkpoint.pt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    driver.wait()
+    assert cli.main(["sweep", str(tmp_path / "spec.yaml"), "--out", str(out), "--resume",
+                     "--no-progress"]) == 0
+    for run in sorted((sweep / "runs").iterdir()):
+        a, b = weights(run), weights(out / "runs" / run.name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_trial_with_a_bad_value_fails_alone(tmp_path, capsys):
+    spec = {**SPEC, "grid": {"maml.hidden_sizes": [[8], [20000000]]}, "seeds": [0]}
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(write_spec(tmp_path, spec)), "--out", str(out),
+                     "--no-progress"]) == 1
+    summary = json.loads((out / "sweep.json").read_text())
+    status = {t["name"]: (t["status"], t["error"]) for t in summary["trials"]}
+    assert status["maml-point-nav_hidden_sizes=8-s0"] == ("evaluated", None)
+    failed, error = status["maml-point-nav_hidden_sizes=20000000-s0"]
+    assert failed == "failed" and "needs about" in error and "of memory" in error
+    printed = capsys.readouterr().out
+    assert "2 trials: 1 evaluated, 1 failed" in printed
+    assert ("maml-point-nav_hidden_sizes=20000000-s0: tasks.resources.TooLargeError: "
+            "2 batches of 4 simulations") in printed
+
+
+def test_a_plugin_family_and_algorithm_run_in_a_sweep(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    spec = {"base": {"algo": "reinforce", "family": "line-nav", "iterations": 2,
+                     "imports": ["reinforce_plugin"]},
+            "grid": {"family_options.train_goals": [0, 4]}, "seeds": [0],
+            "evaluate": {"episodes": 1, "tasks": 2, "trials": 1}}
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(write_spec(tmp_path, spec)), "--out", str(out),
+                     "--import", "reinforce_plugin", "--no-progress"]) == 0
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["counts"] == {"evaluated": 2}
+
+
+def test_resuming_needs_the_same_spec_and_a_new_sweep_an_empty_folder(sweep, tmp_path):
+    with pytest.raises(SystemExit, match="not empty; pass --resume"):
+        cli.main(["sweep", str(write_spec(tmp_path, SPEC)), "--out", str(sweep)])
+    with pytest.raises(SystemExit, match="the SPEC differs"):
+        cli.main(["sweep", str(write_spec(tmp_path, {**SPEC, "seeds": [5]})), "--out",
+                  str(sweep), "--resume"])
