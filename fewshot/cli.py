@@ -103,7 +103,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     from fewshot.sweep.driver import SUMMARY, run_sweep
 
     summary = run_sweep(Path(args.spec), Path(args.out), address=args.address,
-                        resume=args.resume, progress=not args.no_progress)
+                        resume=args.resume, progress=not args.no_progress,
+                        imports=args.imports)
     counts = ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
     print(f"\n{len(summary['trials'])} trials: {counts}")
     for trial in summary["trials"]:

@@ -133,8 +133,7 @@ def test_a_trial_with_a_bad_value_fails_alone(tmp_path, capsys):
 
 def test_a_plugin_family_and_algorithm_run_in_a_sweep(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(PLUGINS))
-    spec = {"base": {"algo": "reinforce", "family": "line-nav", "iterations": 2,
-                     "imports": ["reinforce_plugin"]},
+    spec = {"base": {"algo": "reinforce", "family": "line-nav", "iterations": 2},
             "grid": {"family_options.train_goals": [0, 4]}, "seeds": [0],
             "evaluate": {"episodes": 1, "tasks": 2, "trials": 1}}
     out = tmp_path / "out"
@@ -142,6 +141,8 @@ def test_a_plugin_family_and_algorithm_run_in_a_sweep(tmp_path, monkeypatch):
                      "--import", "reinforce_plugin", "--no-progress"]) == 0
     summary = json.loads((out / "sweep.json").read_text())
     assert summary["counts"] == {"evaluated": 2}
+    run = Path(summary["trials"][0]["run_dir"])  # the run remembers the import
+    assert yaml.safe_load((run / "config.yaml").read_text())["imports"] == ["reinforce_plugin"]
 
 
 def test_resuming_needs_the_same_spec_and_a_new_sweep_an_empty_folder(sweep, tmp_path):
@@ -150,3 +151,18 @@ def test_resuming_needs_the_same_spec_and_a_new_sweep_an_empty_folder(sweep, tmp
     with pytest.raises(SystemExit, match="the SPEC differs"):
         cli.main(["sweep", str(write_spec(tmp_path, {**SPEC, "seeds": [5]})), "--out",
                   str(sweep), "--resume"])
+
+
+def test_early_stopping_stops_the_worst_trials_and_says_so(tmp_path):
+    spec = {**SPEC, "base": {**BASE, "iterations": 6},
+            "grid": {"maml.inner_lr": [0.001, 0.01, 0.1, 0.5]}, "seeds": [0],
+            "stop_early": {"metric": "return_step1", "mode": "max", "grace_period": 1,
+                           "reduction_factor": 2}}
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(write_spec(tmp_path, spec)), "--out", str(out),
+                     "--no-progress"]) == 0
+    summary = json.loads((out / "sweep.json").read_text())
+    stopped = [t for t in summary["trials"] if t["status"] == "stopped early"]
+    assert stopped and summary["counts"].get("evaluated", 0) >= 1
+    for trial in stopped:  # an ordinary run folder, stopped at a checkpoint
+        assert 1 <= load_checkpoint(Path(trial["run_dir"]))["iteration"] < 6

@@ -45,15 +45,18 @@ def import_ray() -> Any:
 
 
 def run_sweep(spec_path: Path, out: Path, *, address: str | None = None,
-              resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the sweep; returns its summary (also written to OUT/sweep.json)."""
-    spec = load_spec(spec_path)
+              resume: bool = False, progress: bool = True,
+              imports: list[str] = ()) -> dict[str, Any]:
+    """Run (or resume) the sweep; returns its summary (also written to OUT/sweep.json).
+    `imports`: plugin modules every trial imports (recorded in each run's config)."""
+    spec = load_spec(spec_path, imports=imports)
     ray = import_ray()
     out = make_folder(out, "sweep folder")
     prepare(out, spec, resume=resume)
     trials = [{"name": t.name, "group": t.group, "config": t.config,
                "run_dir": str((out / "runs" / t.name).resolve()),
                "learners": spec.learners,
+               "stop_metric": spec.stop_early and spec.stop_early["metric"],
                "settings": {**spec.settings.__dict__, "splits": list(spec.settings.splits)}}
               for t in spec.trials]
     started_here = not ray.is_initialized()

@@ -70,8 +70,9 @@ class Spec:
     source: dict[str, Any] = field(repr=False)  # the SPEC as read (stored with the sweep)
 
 
-def load_spec(path: Path) -> Spec:
-    """Read and check a SPEC file; SpecError names what is wrong."""
+def load_spec(path: Path, *, imports: list[str] = ()) -> Spec:
+    """Read and check a SPEC file; SpecError names what is wrong. `imports` (the
+    command's --import) are added to every trial's config, so its workers import them."""
     path = Path(path)
     try:
         values = yaml.safe_load(path.read_bytes().decode("utf-8"))
@@ -79,14 +80,17 @@ def load_spec(path: Path) -> Spec:
         raise SpecError(f"cannot read the sweep SPEC {path}: {error}") from error
     if not isinstance(values, dict):
         raise SpecError(f"{path} must hold a mapping with {list(KEYS)}")
-    return parse_spec(values, base_dir=path.parent, source=str(path))
+    return parse_spec(values, base_dir=path.parent, source=str(path), imports=imports)
 
 
-def parse_spec(values: dict[str, Any], *, base_dir: Path, source: str = "SPEC") -> Spec:
+def parse_spec(values: dict[str, Any], *, base_dir: Path, source: str = "SPEC",
+               imports: list[str] = ()) -> Spec:
     unknown = sorted(set(values) - set(KEYS), key=str)
     if unknown:
         raise SpecError(f"{source}: unknown fields {unknown}; a SPEC has {list(KEYS)}")
     base = read_base(values.get("base", {}), base_dir, source)
+    if imports:
+        base["imports"] = list(dict.fromkeys([*base.get("imports", []), *imports]))
     grid = checked_grid(values.get("grid") or {}, source)
     sample = checked_sample(values.get("sample") or {}, source)
     num_samples = values.get("num_samples", 1)

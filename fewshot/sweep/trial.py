@@ -19,6 +19,7 @@ from fewshot.eval.harness import EvaluationSettings
 from fewshot.run.checkpoint import CHECKPOINT, load_checkpoint
 from fewshot.run.config import from_dict
 from fewshot.run.lock import RunFolderBusyError
+from fewshot.run.metrics import METRICS, read_rows
 from fewshot.run.train import train
 
 LOCK_WAIT_SECONDS = 60  # a killed sweep's workers may hold a run folder a little longer
@@ -38,8 +39,16 @@ def run_trial(tune_config: dict[str, Any]) -> None:
     plugins.load(spec["config"].get("imports", []))
     config = from_dict(dict(spec["config"]))
     run_dir = Path(spec["run_dir"])
+    metric = spec.get("stop_metric")
+
+    def report(row: dict[str, float]) -> None:
+        if metric is not None and metric not in row:
+            raise ValueError(f"stop_early.metric {metric!r} is not a metric of this run; "
+                             f"its metrics: {sorted(row)}")
+        tune.report(row)
+
     if not finished(run_dir, config.iterations):
-        train_waiting_for_the_lock(config, run_dir, report=tune.report)
+        train_waiting_for_the_lock(config, run_dir, report=report)
     settings = EvaluationSettings(**{**spec["settings"], "splits": tuple(
         spec["settings"]["splits"])})
     scores: dict[str, float] = {}
@@ -50,7 +59,15 @@ def run_trial(tune_config: dict[str, Any]) -> None:
             evaluate_run(run_dir, replace(settings), learner=learner, label=label, out=out,
                          progress=False)
         scores.update(final_scores(out, learner))
-    tune.report({"iteration": config.iterations, "evaluated": 1.0, **scores})
+    tune.report({**last_row(run_dir), "evaluated": 1.0, **scores})
+
+
+def last_row(run_dir: Path) -> dict[str, float]:
+    """The run's last metrics row (what Tune compares trials by)."""
+    columns, rows = read_rows(run_dir / METRICS)
+    if columns is None or not rows:
+        return {}
+    return {name: float(value) for name, value in zip(columns, rows[-1], strict=True)}
 
 
 def finished(run_dir: Path, iterations: int) -> bool:
