@@ -4,6 +4,7 @@ and a plugin's family and algorithm in a sweep."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,11 +20,10 @@ from fewshot.run.checkpoint import load_checkpoint, named_tensors
 from fewshot.sweep.spec import SpecError, parse_spec
 
 PLUGINS = Path(__file__).parent / "plugins"
-BASE = {"algo": "maml", "family": "point-nav", "iterations": 3, "checkpoint_every": 1,
-        "horizon": 10, "maml": {"meta_batch_size": 2, "episodes_per_task": 2,
-                                "hidden_sizes": [8]}}
-SPEC = {"base": BASE, "grid": {"maml.inner_lr": [0.05, 0.1]}, "seeds": [0, 1],
-        "evaluate": {"episodes": 1, "tasks": 2, "trials": 1}}
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "sweeps.md"
+# the example of docs/sweeps.md, as written there
+SPEC = yaml.safe_load(re.search(r"```yaml\n(.*?)```", DOCS.read_text(), re.S).group(1))
+BASE = SPEC["base"]
 
 
 def write_spec(folder, spec):
