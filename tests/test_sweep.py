@@ -166,3 +166,13 @@ def test_early_stopping_stops_the_worst_trials_and_says_so(tmp_path):
     assert stopped and summary["counts"].get("evaluated", 0) >= 1
     for trial in stopped:  # an ordinary run folder, stopped at a checkpoint
         assert 1 <= load_checkpoint(Path(trial["run_dir"]))["iteration"] < 6
+
+
+def test_without_ray_the_command_names_the_extra_to_install(tmp_path):
+    blocked = ("import sys; sys.modules['ray'] = None\n"
+               "from fewshot import cli; sys.exit(cli.main(sys.argv[1:]))")
+    result = subprocess.run([sys.executable, "-c", blocked, "sweep",
+                             str(write_spec(tmp_path, SPEC)), "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "install the sweep extra: pip install 'fewshot[sweep]'" in result.stderr
