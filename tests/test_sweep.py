@@ -176,3 +176,11 @@ def test_without_ray_the_command_names_the_extra_to_install(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "install the sweep extra: pip install 'fewshot[sweep]'" in result.stderr
+
+
+def test_a_second_driver_on_one_sweep_is_refused_naming_the_first(sweep):
+    from fewshot.run.lock import RunLock
+
+    with RunLock(sweep), pytest.raises(SystemExit, match=rf"sweep folder {sweep} is in use "
+                                                         rf"by pid {os.getpid()}"):
+        cli.main(["sweep", str(sweep / "spec.yaml"), "--out", str(sweep), "--resume"])

@@ -32,8 +32,9 @@ class RunFolderBusyError(OSError):
 class RunLock:
     """`with RunLock(run_dir):` holds run_dir's lock; RunFolderBusyError if another holds it."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, what: str = "run folder") -> None:
         self.path = Path(run_dir) / LOCK
+        self.what = what
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
@@ -44,8 +45,8 @@ class RunLock:
             holder = describe_holder(fd)
             os.close(fd)
             raise RunFolderBusyError(
-                f"run folder {self.path.parent} is in use by {holder}; two processes "
-                f"never write one run. If that process is gone (its machine crashed), "
+                f"{self.what} {self.path.parent} is in use by {holder}; two processes "
+                f"never write one. If that process is gone (its machine crashed), "
                 f"delete {self.path} and retry.") from None
         holder = {"pid": os.getpid(), "host": socket.gethostname(),
                   "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}

@@ -25,6 +25,7 @@ from fewshot.checks import MissingExtraError
 from fewshot.eval.evaluation import compare
 from fewshot.provenance import cpus, provenance
 from fewshot.run.checkpoint import atomic_write_text, make_folder
+from fewshot.run.lock import LOCK, RunLock
 from fewshot.sweep.spec import Spec, load_spec
 from fewshot.sweep.trial import evaluation_folder, run_trial
 
@@ -50,8 +51,15 @@ def run_sweep(spec_path: Path, out: Path, *, address: str | None = None,
     """Run (or resume) the sweep; returns its summary (also written to OUT/sweep.json).
     `imports`: plugin modules every trial imports (recorded in each run's config)."""
     spec = load_spec(spec_path, imports=imports)
-    ray = import_ray()
+    import_ray()  # before any file is written: a missing extra is named first
     out = make_folder(out, "sweep folder")
+    with RunLock(out, "sweep folder"):  # one driver per sweep
+        return run_locked(spec, out, address=address, resume=resume, progress=progress)
+
+
+def run_locked(spec: Spec, out: Path, *, address: str | None, resume: bool,
+               progress: bool) -> dict[str, Any]:
+    ray = import_ray()
     prepare(out, spec, resume=resume)
     trials = [{"name": t.name, "group": t.group, "config": t.config,
                "run_dir": str((out / "runs" / t.name).resolve()),
@@ -85,7 +93,7 @@ def prepare(out: Path, spec: Spec, *, resume: bool) -> None:
             raise ValueError(f"--resume: the SPEC differs from the one {out} was started "
                              f"with ({saved}); resume with that one, or choose another --out")
         return
-    if any(out.iterdir()):
+    if any(p.name != LOCK for p in out.iterdir()):
         raise FileExistsError(f"sweep folder {out} is not empty; pass --resume to continue "
                               "its sweep, or choose another --out")
     atomic_write_text(saved, yaml.safe_dump(spec.source, sort_keys=False))
