@@ -12,6 +12,8 @@ every trial with its status and error.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import sys
@@ -68,16 +70,23 @@ def run_locked(spec: Spec, out: Path, *, address: str | None, resume: bool,
                "settings": {**spec.settings.__dict__, "splits": list(spec.settings.splits)}}
               for t in spec.trials]
     started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, num_cpus=None if address else cpus(),
-                 include_dashboard=False, configure_logging=False, log_to_driver=progress,
-                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
-                     p for p in sys.path if p and Path(p).is_dir())}})
-    try:
-        errors = run_trials(trials, spec, out, progress=progress)
-    finally:
+    # --no-progress: Ray's and Tune's banners and tables are not shown (errors still are)
+    quiet = contextlib.ExitStack()
+    if not progress:
+        quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
+    with quiet:
         if started_here:
-            ray.shutdown()
+            ray.init(address=address, num_cpus=None if address else cpus(),
+                     include_dashboard=False, configure_logging=False,
+                     log_to_driver=progress,
+                     runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
+                         p for p in sys.path if p and Path(p).is_dir())}})
+        try:
+            errors = run_trials(trials, spec, out, progress=progress)
+        finally:
+            if started_here:
+                ray.shutdown()
     summary = summarize(spec, trials, errors, out)
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
