@@ -84,6 +84,21 @@ def test_the_spec_expands_to_trials_with_their_threads_and_samples():
     assert all(t.config["nthread"] == 1 for t in cheetah.trials)
 
 
+def test_a_sweep_over_algorithms_keeps_each_trials_own_section_and_learners():
+    base = {**BASE, "ppo": {"meta_batch_size": 2, "episodes_per_task": 2}}
+    spec = parse_spec({**SPEC, "base": base, "grid": {"algo": ["maml", "ppo"]},
+                       "evaluate": {"learners": {"ppo": ["trained", "finetune"]}}},
+                      base_dir=Path("."))
+    sections = {t.name: [k for k in ("maml", "ppo") if k in t.config] for t in spec.trials}
+    assert sections == {"maml-point-nav-s0": ["maml"], "maml-point-nav-s1": ["maml"],
+                        "ppo-point-nav-s0": ["ppo"], "ppo-point-nav-s1": ["ppo"]}
+    assert spec.trials[2].config["ppo"]["meta_batch_size"] == 2
+    with pytest.raises(SpecError, match=r"evaluate.learners \['finetune'\] do not apply to "
+                                        r"trial maml-point-nav-s0"):
+        parse_spec({**SPEC, "base": base, "grid": {"algo": ["maml", "ppo"]},
+                    "evaluate": {"learners": {"maml": ["finetune"]}}}, base_dir=Path("."))
+
+
 def test_a_sweep_trains_evaluates_and_compares_every_trial(sweep):
     summary = json.loads((sweep / "sweep.json").read_text())
     assert summary["counts"] == {"evaluated": 4}

@@ -28,7 +28,7 @@ from fewshot.eval.evaluation import compare
 from fewshot.provenance import cpus, provenance
 from fewshot.run.checkpoint import atomic_write_text, make_folder
 from fewshot.run.lock import LOCK, RunLock
-from fewshot.sweep.spec import Spec, load_spec
+from fewshot.sweep.spec import Spec, learners_of, load_spec
 from fewshot.sweep.trial import evaluation_folder, run_trial
 
 SPEC_COPY = "spec.yaml"
@@ -65,7 +65,7 @@ def run_locked(spec: Spec, out: Path, *, address: str | None, resume: bool,
     prepare(out, spec, resume=resume)
     trials = [{"name": t.name, "group": t.group, "config": t.config,
                "run_dir": str((out / "runs" / t.name).resolve()),
-               "learners": spec.learners,
+               "learners": learners_of(spec.learners, t.config["algo"]),
                "stop_metric": spec.stop_early and spec.stop_early["metric"],
                "settings": {**spec.settings.__dict__, "splits": list(spec.settings.splits)}}
               for t in spec.trials]
@@ -142,7 +142,7 @@ def summarize(spec: Spec, trials: list[dict], errors: dict[str, str],
     """sweep.json: each trial's status, and the comparisons of the evaluated ones."""
     rows, by_family = [], defaultdict(list)
     for trial, meta in zip(spec.trials, trials, strict=True):
-        folders = [evaluation_folder(Path(meta["run_dir"]), k) for k in spec.learners]
+        folders = [evaluation_folder(Path(meta["run_dir"]), k) for k in meta["learners"]]
         evaluated = all((f / "records.csv.gz").is_file() for f in folders)
         status = "failed" if trial.name in errors else "evaluated" if evaluated else (
             "stopped early" if spec.stop_early else "incomplete")

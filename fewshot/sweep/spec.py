@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from fewshot import registry
 from fewshot.checks import ConfigError
 from fewshot.eval.harness import EvaluationSettings
 from fewshot.run.config import RunConfig, from_dict, is_version1, migrate, to_dict
@@ -64,7 +65,7 @@ class Trial:
 class Spec:
     trials: list[Trial]
     cpus_per_trial: int
-    learners: list[str]
+    learners: list[str] | dict[str, list[str]]  # see learners_of
     settings: EvaluationSettings
     stop_early: dict[str, Any] | None
     source: dict[str, Any] = field(repr=False)  # the SPEC as read (stored with the sweep)
@@ -106,7 +107,8 @@ def parse_spec(values: dict[str, Any], *, base_dir: Path, source: str = "SPEC",
     trials = expand(base, grid, sample, num_samples, seeds, cpus, source)
     for trial in trials:
         config = from_dict(copy.deepcopy(trial.config))
-        wrong = [kind for kind in learners if kind not in _learner_kinds(config)]
+        wrong = [kind for kind in learners_of(learners, config.algo)
+                 if kind not in _learner_kinds(config)]
         if wrong:
             raise SpecError(f"{source}: evaluate.learners {wrong} do not apply to trial "
                             f"{trial.name} ({config.algo}); its learners: "
@@ -167,7 +169,7 @@ def checked_sample(sample: Any, source: str) -> dict[str, tuple[str, list]]:
     return checked
 
 
-def checked_evaluate(values: Any, source: str) -> tuple[list[str], EvaluationSettings]:
+def checked_evaluate(values: Any, source: str) -> tuple[Any, EvaluationSettings]:
     _require(isinstance(values, dict), "evaluate", f"a mapping with {list(EVALUATE_KEYS)}",
              values, source)
     unknown = sorted(set(values) - set(EVALUATE_KEYS), key=str)
@@ -175,9 +177,11 @@ def checked_evaluate(values: Any, source: str) -> tuple[list[str], EvaluationSet
         raise SpecError(f"{source}: unknown fields {[f'evaluate.{k}' for k in unknown]}; "
                         f"evaluate has {list(EVALUATE_KEYS)}")
     learners = values.get("learners", ["trained"])
-    _require(isinstance(learners, list) and learners and all(isinstance(k, str)
-                                                            for k in learners),
-             "evaluate.learners", "a non-empty list of learner names", learners, source)
+    lists = learners.values() if isinstance(learners, dict) else [learners]
+    _require(bool(learners) and all(isinstance(ks, list) and ks and all(
+        isinstance(k, str) for k in ks) for ks in lists), "evaluate.learners",
+        "a non-empty list of learner names, or a mapping algo -> such a list", learners,
+        source)
     try:
         settings = EvaluationSettings(
             splits=tuple(values.get("splits", ["test-id", "test-ood"])),
@@ -186,6 +190,12 @@ def checked_evaluate(values: Any, source: str) -> tuple[list[str], EvaluationSet
     except (TypeError, ValueError) as error:
         raise SpecError(f"{source}: evaluate: {error}") from error
     return learners, settings
+
+
+def learners_of(learners: list[str] | dict[str, list[str]], algo: str) -> list[str]:
+    """The learners a trial of `algo` is scored as (a mapping gives each algorithm its
+    own; an algorithm it leaves out is scored as `trained`)."""
+    return learners.get(algo, ["trained"]) if isinstance(learners, dict) else learners
 
 
 def checked_stop_early(values: Any, source: str) -> dict[str, Any] | None:
@@ -228,6 +238,7 @@ def expand(base: dict[str, Any], grid: dict[str, list], sample: dict[str, tuple]
                 config["seed"] = seed
                 for name, value in values.items():
                     set_field(config, name, value, source)
+                keep_own_section(config)
                 name = f"{group.replace(' ', '_')}-s{seed}"
                 share_cpus(config, cpus, name, source)
                 if name in seen:
@@ -236,6 +247,14 @@ def expand(base: dict[str, Any], grid: dict[str, list], sample: dict[str, tuple]
                 trials.append(Trial(name=name, group=group, values=values, seed=seed,
                                     config=_checked_config(config, name, source)))
     return trials
+
+
+def keep_own_section(config: dict[str, Any]) -> None:
+    """A base may hold the sections of several algorithms (to sweep over `algo`); a
+    trial keeps only its own algorithm's."""
+    algo = config.get("algo", RunConfig.algo)
+    for other in set(registry.names()) - {algo}:
+        config.pop(other, None)
 
 
 def share_cpus(config: dict[str, Any], cpus: int, name: str, source: str) -> None:
