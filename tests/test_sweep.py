@@ -199,3 +199,13 @@ def test_a_second_driver_on_one_sweep_is_refused_naming_the_first(sweep):
     with RunLock(sweep), pytest.raises(SystemExit, match=rf"sweep folder {sweep} is in use "
                                                          rf"by pid {os.getpid()}"):
         cli.main(["sweep", str(sweep / "spec.yaml"), "--out", str(sweep), "--resume"])
+
+
+def test_the_benchmark_specs_are_valid():
+    from fewshot.sweep.spec import load_spec
+
+    specs = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.yaml"))
+    assert specs
+    for path in specs:
+        spec = load_spec(path)
+        assert spec.trials
