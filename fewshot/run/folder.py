@@ -58,7 +58,7 @@ def open_run(out: Path, config: RunConfig, *, resume: bool
     config_path = out / CONFIG
     contents = sorted(p.name for p in out.iterdir() if p.name != LOCK)
     if not resume:
-        if contents and not stopped_before_first_checkpoint(out, contents):
+        if contents and not stopped_before_first_checkpoint(contents):
             raise FileExistsError(f"run folder {out} is not empty (it holds "
                                   f"{_listing(contents)}); pass --resume to continue it, "
                                   "or choose another --out")
@@ -83,9 +83,10 @@ def open_run(out: Path, config: RunConfig, *, resume: bool
     return config, state
 
 
-def stopped_before_first_checkpoint(out: Path, contents: list[str]) -> bool:
-    """Whether `out` holds only the files of a run that never saved a checkpoint: a new
-    run may start over in it (nothing trained is lost), as --resume may."""
+def stopped_before_first_checkpoint(contents: list[str]) -> bool:
+    """Whether a folder holding `contents` holds only the files of a run that never saved
+    a checkpoint: a new run may start over in it (nothing trained is lost), as --resume
+    may."""
     return CONFIG in contents and set(contents) <= set(RUN_FILES) - {CHECKPOINT}
 
 
