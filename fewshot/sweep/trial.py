@@ -8,6 +8,7 @@ Ray imports this module in its worker processes; it must not import Ray at modul
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -91,8 +92,6 @@ def train_waiting_for_the_lock(config: Any, run_dir: Path, *, report: Any) -> No
 
 def final_scores(folder: Path, learner: str) -> dict[str, float]:
     """Mean return at k = 0 and k = K on each split, for Tune's result table."""
-    import json
-
     summary = json.loads((folder / "summary.json").read_text())
     scores = {}
     for entry in summary["learners"].values():
