@@ -4,13 +4,14 @@ naming the field, what it allows and what it got."""
 from __future__ import annotations
 
 import math
-import reprlib
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
+
+from tasks.regions import short_repr
 
 INT64_MAX = 2**63 - 1  # integers reach numpy and torch, whose integers are 64-bit
 
@@ -131,11 +132,3 @@ def _allowed(kind: Any) -> str:
 
 
 _NOTHING = object()
-
-
-def short_repr(value: object) -> str:
-    """repr, cut short: a message quotes what it got, not the whole of it."""
-    short = reprlib.Repr()
-    short.maxstring = short.maxother = 80
-    short.maxlong = 40
-    return short.repr(value)

@@ -29,7 +29,7 @@ from fewshot.provenance import cpus, provenance
 from fewshot.run.checkpoint import atomic_write_text, make_folder
 from fewshot.run.lock import LOCK, RunLock
 from fewshot.sweep.spec import Spec, learners_of, load_spec
-from fewshot.sweep.trial import evaluation_folder, run_trial
+from fewshot.sweep.trial import evaluated, evaluation_folder, run_trial
 
 SPEC_COPY = "spec.yaml"
 SUMMARY = "sweep.json"
@@ -142,14 +142,15 @@ def summarize(spec: Spec, trials: list[dict], errors: dict[str, str],
     """sweep.json: each trial's status, and the comparisons of the evaluated ones."""
     rows, by_family = [], defaultdict(list)
     for trial, meta in zip(spec.trials, trials, strict=True):
-        folders = [evaluation_folder(Path(meta["run_dir"]), k) for k in meta["learners"]]
-        evaluated = all((f / "records.csv.gz").is_file() for f in folders)
-        status = "failed" if trial.name in errors else "evaluated" if evaluated else (
+        run_dir = Path(meta["run_dir"])
+        folders = [evaluation_folder(run_dir, k) for k in meta["learners"]]
+        scored = all(evaluated(run_dir, k) for k in meta["learners"])
+        status = "failed" if trial.name in errors else "evaluated" if scored else (
             "stopped early" if spec.stop_early else "incomplete")
         rows.append({"name": trial.name, "group": trial.group, "values": trial.values,
                      "seed": trial.seed, "run_dir": meta["run_dir"], "status": status,
                      "error": errors.get(trial.name)})
-        if evaluated:
+        if scored:
             by_family[trial.config["family"]].extend(folders)
     comparisons = {}
     for family, folders in by_family.items():

@@ -31,6 +31,7 @@ import yaml
 
 from fewshot import registry
 from fewshot.checks import ConfigError
+from fewshot.eval.evaluation import learner_kinds
 from fewshot.eval.harness import EvaluationSettings
 from fewshot.run.config import RunConfig, from_dict, is_version1, migrate, to_dict
 from fewshot.runtime import derived_seed
@@ -108,11 +109,11 @@ def parse_spec(values: dict[str, Any], *, base_dir: Path, source: str = "SPEC",
     for trial in trials:
         config = from_dict(copy.deepcopy(trial.config))
         wrong = [kind for kind in learners_of(learners, config.algo)
-                 if kind not in _learner_kinds(config)]
+                 if kind not in learner_kinds(config)]
         if wrong:
             raise SpecError(f"{source}: evaluate.learners {wrong} do not apply to trial "
                             f"{trial.name} ({config.algo}); its learners: "
-                            f"{_learner_kinds(config)}")
+                            f"{learner_kinds(config)}")
     return Spec(trials=trials, cpus_per_trial=cpus, learners=learners, settings=settings,
                 stop_early=stop_early, source=values)
 
@@ -316,12 +317,6 @@ def _short(value: Any) -> str:
 
 def _is_count(value: Any, low: int = 1) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
-def _learner_kinds(config: RunConfig) -> list[str]:
-    from fewshot.eval.evaluation import learner_kinds
-
-    return learner_kinds(config)
 
 
 def _require(ok: bool, name: str, allowed: str, value: Any, source: str) -> None:

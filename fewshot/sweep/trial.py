@@ -31,6 +31,11 @@ def evaluation_folder(run_dir: Path, learner: str) -> Path:
                             else f"{DEFAULT_FOLDER}-{learner}")
 
 
+def evaluated(run_dir: Path, learner: str) -> bool:
+    """Whether the run was scored as `learner` (its evaluation folder is published)."""
+    return (evaluation_folder(run_dir, learner) / RECORDS).is_file()
+
+
 def run_trial(tune_config: dict[str, Any]) -> None:
     """Tune's function trainable. tune_config["trial"] (built by the driver): name,
     run_dir, config, group, learners, settings (EvaluationSettings fields)."""
@@ -55,7 +60,7 @@ def run_trial(tune_config: dict[str, Any]) -> None:
     scores: dict[str, float] = {}
     for learner in spec["learners"]:
         out = evaluation_folder(run_dir, learner)
-        if not (out / RECORDS).is_file():
+        if not evaluated(run_dir, learner):
             label = spec["group"] if learner == "trained" else f"{spec['group']} ({learner})"
             evaluate_run(run_dir, replace(settings), learner=learner, label=label, out=out,
                          progress=False)
