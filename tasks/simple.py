@@ -15,17 +15,17 @@ import gymnasium
 import numpy as np
 
 from tasks.family import TaskFamily, check_seed
-from tasks.vector import BatchedEnv, closed_env_error
+from tasks.vector import BatchedEnv, SingleEnvGuard
 
 
-class TaskEnv(gymnasium.Env):
-    """A reference env of one task: `set_task`, or `reset(options={"task": ...})`."""
+class TaskEnv(SingleEnvGuard, gymnasium.Env):
+    """A reference env of one task: `set_task`, or `reset(options={"task": ...})`. Each
+    family's `step` calls `check_ready()` first."""
 
     metadata = {"render_modes": []}
 
     def __init__(self, *, family: TaskFamily, task: Any) -> None:
         self.family = family
-        self._closed, self._needs_reset = False, True
         self.set_task(task)
 
     def set_task(self, task: Any) -> None:
@@ -33,22 +33,9 @@ class TaskEnv(gymnasium.Env):
         self.task = self.family.check_task(task)
         self._needs_reset = True
 
-    def check_ready(self) -> None:
-        """Refuse a step after close() or before reset(); each family's step calls it."""
-        if self._closed:
-            raise closed_env_error("make_env")
-        if self._needs_reset:
-            raise RuntimeError("call reset() before step() (after construction and after "
-                               "set_task)")
-
-    def close(self) -> None:
-        self._closed = True
-        super().close()
-
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        if self._closed:
-            raise closed_env_error("make_env")
+        self._refuse_if_closed()
         check_seed(seed)
         super().reset(seed=None if seed is None else int(seed))
         if options is not None and not isinstance(options, Mapping):

@@ -29,6 +29,30 @@ def closed_env_error(factory: str) -> RuntimeError:
     return RuntimeError(f"this env was closed; make a new one with family.{factory}(...)")
 
 
+class SingleEnvGuard:
+    """What every family's single (reference) env refuses, mixed in before its gymnasium
+    base class: use after close(), and a step before reset() (after construction and after
+    set_task). The env sets `_needs_reset` when its task changes and clears it in reset."""
+
+    _closed = False
+    _needs_reset = True
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise closed_env_error("make_env")
+
+    def check_ready(self) -> None:
+        """Refuse a step after close() or before reset(); every step calls it first."""
+        self._refuse_if_closed()
+        if self._needs_reset:
+            raise RuntimeError("call reset() before step() (after construction and after "
+                               "set_task)")
+
+    def close(self) -> None:
+        self._closed = True
+        super().close()
+
+
 @dataclass
 class SimStep:
     """What a simulator returns for one step of all N simulations."""

@@ -20,10 +20,10 @@ from tasks.family import check_seed
 from tasks.locomotion.dynamics import combined_factors, model_field
 from tasks.locomotion.robots import PhysicsState, Robot, quiet_mujoco
 from tasks.locomotion.transition import instability_counts, outcome
-from tasks.vector import closed_env_error
+from tasks.vector import SingleEnvGuard
 
 
-class LocomotionEnv(MujocoEnv):
+class LocomotionEnv(SingleEnvGuard, MujocoEnv):
     """One simulation of a locomotion family's task.
 
     The task is set at construction, by `set_task(task)`, or by
@@ -48,7 +48,6 @@ class LocomotionEnv(MujocoEnv):
                                        "dof_damping", "opt.gravity", "actuator_gear")}
         obs_size = robot.observe(self._physics_state()).shape[1]
         self.observation_space = spaces.Box(-np.inf, np.inf, (obs_size,), np.float64)
-        self._closed = False
         self.set_task(task)
 
     def _initialize_simulation(self) -> tuple[mujoco.MjModel, mujoco.MjData]:
@@ -99,10 +98,7 @@ class LocomotionEnv(MujocoEnv):
         return self.robot.observe(self._physics_state())[0]
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        self._refuse_if_closed()
-        if self._needs_reset:
-            raise RuntimeError("call reset() before step() (after construction and after "
-                               "set_task)")
+        self.check_ready()
         action = np.asarray(action)
         if action.dtype.kind != "f" or action.shape != self.action_space.shape:
             raise ValueError(f"action must be a float array of shape "
@@ -122,14 +118,6 @@ class LocomotionEnv(MujocoEnv):
         info = {"diverged": bool(out.diverged[0]),
                 **{f"reward_{k}": float(v[0]) for k, v in out.terms.items()}}
         return out.obs[0], float(out.reward[0]), bool(out.terminated[0]), False, info
-
-    def close(self) -> None:
-        self._closed = True
-        super().close()
-
-    def _refuse_if_closed(self) -> None:
-        if self._closed:
-            raise closed_env_error("make_env")
 
     def _physics_state(self) -> PhysicsState:
         d = self.data
