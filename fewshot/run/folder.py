@@ -70,8 +70,7 @@ def open_run(out: Path, config: RunConfig, *, resume: bool
                                    "that made it, without --resume"))
     saved = read_config(config_path)
     wanted, have = _flat(to_dict(config)), _flat(to_dict(saved))
-    differing = sorted(k for k in set(wanted) | set(have)
-                       if k != "iterations" and wanted.get(k) != have.get(k))
+    differing = [k for k in _differing(wanted, have) if k != "iterations"]
     if differing:
         raise ValueError(f"--resume: settings {differing} differ from the run's "
                          f"{CONFIG}; only iterations may change when resuming")
@@ -106,7 +105,7 @@ def check_identity(state: dict[str, Any], config: RunConfig, path: Path) -> None
     if "identity" not in state:
         return
     theirs, ours = _flat(state["identity"]), _flat(identity(config))
-    differing = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    differing = _differing(theirs, ours)
     if differing:
         shown = "; ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here"
                           for k in differing[:5])
@@ -123,6 +122,11 @@ def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def _differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The keys whose values differ between two flat settings (missing counts as None)."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
 def _listing(names: list[str]) -> str:
