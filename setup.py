@@ -23,6 +23,7 @@ setup(
     extras_require={
         "sweep": [
             "ray[tune]==2.60.0",
+            "optuna==5.1.0",
         ],
         "test": [
             "pytest==9.2.0",

@@ -110,6 +110,10 @@ def sweep_command(args: argparse.Namespace) -> int:
     for trial in summary["trials"]:
         if trial["error"]:
             print(f"  {trial['name']}: {trial['error']}")
+    best = summary.get("search", {}).get("best")
+    if best:
+        metric = summary["search"]["metric"]
+        print(f"best by {metric}: {best['name']} ({metric} {best[metric]:.4g})")
     for family, folder in summary["comparisons"].items():
         print(f"comparison of {family}: {folder}/report.md")
     print(f"sweep summary: {Path(args.out) / SUMMARY}")

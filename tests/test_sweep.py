@@ -2,6 +2,7 @@
 CPUs, a killed driver resumed to the same checkpoints, a failing trial that fails alone,
 and a plugin's family and algorithm in a sweep."""
 
+import csv
 import json
 import os
 import re
@@ -24,6 +25,10 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "sweeps.md"
 # the example of docs/sweeps.md, as written there
 SPEC = yaml.safe_load(re.search(r"```yaml\n(.*?)```", DOCS.read_text(), re.S).group(1))
 BASE = SPEC["base"]
+# Optuna chooses 3 inner step sizes (one seed each) by the last post-adaptation return
+SEARCH = {**SPEC, "grid": {}, "seeds": [0], "num_samples": 3,
+          "sample": {"maml.inner_lr": {"loguniform": [0.01, 0.5]}},
+          "search": {"algorithm": "optuna", "metric": "return_step1", "mode": "max"}}
 
 
 def write_spec(folder, spec):
@@ -62,6 +67,18 @@ def sweep(tmp_path_factory):
     ({"sample": {"maml.max_kl": {"normal": [0, 1]}}}, "field sample.maml.max_kl must be one"),
     ({"cpus_per_trial": 0}, "field cpus_per_trial must be an integer >= 1"),
     ({"stop_early": {"metric": "return_step1", "mode": "up"}}, "stop_early.mode must be"),
+    ({"search": {"metric": "return_step1"}}, "field sample must be the distributions"),
+    ({**SEARCH, "search": {"mode": "max"}}, "field search must be a mapping with a metric"),
+    ({**SEARCH, "search": {"metric": "m", "algorithm": "hyperopt"}},
+     r"search.algorithm must be one of \['optuna'\]"),
+    ({**SEARCH, "search": {"metric": "m", "mode": "up"}}, "search.mode must be max or min"),
+    ({**SEARCH, "search": {"metric": "m", "seeds": 1}}, r"unknown fields \['search.seeds'\]"),
+    ({**SEARCH, "grid": {"maml.inner_lr": [0.1]}}, "field grid must be empty when search"),
+    ({**SEARCH, "seeds": [0, 1]}, "field seeds must be one seed when search is given"),
+    ({**SEARCH, "sample": {"maml.hidden_sizes": {"choice": [[8], [16]]}}},
+     "sample.maml.hidden_sizes.choice must be numbers, strings, booleans or null"),
+    ({**SEARCH, "sample": {"maml.inner_lr": {"uniform": [-1, 0.5]}}},  # a bound, checked
+     "config field maml.inner_lr must be > 0, got -1"),
 ])
 def test_a_bad_spec_fails_before_anything_starts_naming_the_field(change, message):
     with pytest.raises(SpecError, match=message):
@@ -183,6 +200,73 @@ def test_early_stopping_stops_the_worst_trials_and_says_so(tmp_path):
         assert 1 <= load_checkpoint(Path(trial["run_dir"]))["iteration"] < 6
 
 
+def test_a_search_trains_the_settings_optuna_chooses_and_names_the_best(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(write_spec(tmp_path, SEARCH)), "--out", str(out),
+                     "--no-progress"]) == 0
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["counts"] == {"evaluated": 3}
+    last = {}
+    for trial in summary["trials"]:
+        run = Path(trial["run_dir"])
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        assert config["maml"]["inner_lr"] == trial["values"]["maml.inner_lr"]
+        assert 0.01 <= trial["values"]["maml.inner_lr"] <= 0.5
+        assert load_checkpoint(run)["iteration"] == 3
+        assert (run / "evaluation" / "records.csv.gz").is_file()
+        with open(run / "metrics.csv") as rows:
+            last[trial["name"]] = float(list(csv.DictReader(rows))[-1]["return_step1"])
+    assert len({t["values"]["maml.inner_lr"] for t in summary["trials"]}) == 3
+    best = summary["search"]["best"]
+    assert best["name"] == max(last, key=last.get)
+    assert best["return_step1"] == pytest.approx(max(last.values()))
+    assert f"best by return_step1: {best['name']}" in capsys.readouterr().out
+    report = json.loads((out / "comparison" / "summary.json").read_text())
+    assert len(report["learners"]) == 3  # one learner per setting chosen
+    # resumed when finished: Tune's state (the searcher's) is restored, nothing retrains
+    stamps = {t["name"]: os.stat(Path(t["run_dir"]) / "checkpoint.pt").st_mtime_ns
+              for t in summary["trials"]}
+    assert cli.main(["sweep", str(tmp_path / "spec.yaml"), "--out", str(out), "--resume",
+                     "--no-progress"]) == 0
+    again = json.loads((out / "sweep.json").read_text())
+    assert again["counts"] == {"evaluated": 3} and again["search"]["best"] == best
+    assert stamps == {t["name"]: os.stat(Path(t["run_dir"]) / "checkpoint.pt").st_mtime_ns
+                      for t in again["trials"]}
+
+
+def test_a_killed_search_resumes_its_trials_and_chooses_no_more_than_asked(tmp_path):
+    out = tmp_path / "out"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "fewshot.cli", "sweep", str(write_spec(tmp_path, SEARCH)),
+         "--out", str(out), "--no-progress"], start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("runs/*/checkpoint.pt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    started = {run.name for run in (out / "runs").iterdir()}
+    assert cli.main(["sweep", str(tmp_path / "spec.yaml"), "--out", str(out), "--resume",
+                     "--no-progress"]) == 0
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["counts"] == {"evaluated": 3}
+    names = {t["name"] for t in summary["trials"]}
+    # the trials started before the kill are among the three, and no folder is left over
+    assert started <= names == {run.name for run in (out / "runs").iterdir()}
+    for trial in summary["trials"]:
+        assert load_checkpoint(Path(trial["run_dir"]))["iteration"] == 3
+
+
+def test_a_search_metric_the_runs_do_not_report_fails_naming_it(tmp_path, capsys):
+    spec = {**SEARCH, "num_samples": 1, "search": {"metric": "no_such_metric"}}
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(write_spec(tmp_path, spec)), "--out", str(out),
+                     "--no-progress"]) == 1
+    (trial,) = json.loads((out / "sweep.json").read_text())["trials"]
+    assert trial["status"] == "failed"
+    assert "search.metric 'no_such_metric' is not a metric of this run" in trial["error"]
+
+
 def test_without_ray_the_command_names_the_extra_to_install(tmp_path):
     blocked = ("import sys; sys.modules['ray'] = None\n"
                "from fewshot import cli; sys.exit(cli.main(sys.argv[1:]))")
@@ -199,6 +283,13 @@ def test_a_second_driver_on_one_sweep_is_refused_naming_the_first(sweep):
     with RunLock(sweep), pytest.raises(SystemExit, match=rf"sweep folder {sweep} is in use "
                                                          rf"by pid {os.getpid()}"):
         cli.main(["sweep", str(sweep / "spec.yaml"), "--out", str(sweep), "--resume"])
+
+
+def test_the_search_example_of_the_docs_is_a_valid_spec():
+    blocks = re.findall(r"```yaml\n(.*?)```", DOCS.read_text(), re.S)
+    (example,) = [yaml.safe_load(b) for b in blocks if "search:" in b]
+    spec = parse_spec(example, base_dir=Path("."))
+    assert spec.search["metric"] == "return_step1" and spec.num_samples == 12
 
 
 def test_the_benchmark_specs_are_valid():

@@ -28,8 +28,8 @@ from fewshot.eval.evaluation import compare
 from fewshot.provenance import cpus, provenance
 from fewshot.run.checkpoint import atomic_write_text, make_folder
 from fewshot.run.lock import LOCK, RunLock
-from fewshot.sweep.spec import Spec, learners_of, load_spec
-from fewshot.sweep.trial import evaluated, evaluation_folder, run_trial
+from fewshot.sweep.spec import DISTRIBUTIONS, Spec, Trial, load_spec
+from fewshot.sweep.trial import evaluated, evaluation_folder, run_trial, searched_trial, trial_meta
 
 SPEC_COPY = "spec.yaml"
 SUMMARY = "sweep.json"
@@ -63,12 +63,12 @@ def run_locked(spec: Spec, out: Path, *, address: str | None, resume: bool,
                progress: bool) -> dict[str, Any]:
     ray = import_ray()
     prepare(out, spec, resume=resume)
-    trials = [{"name": t.name, "group": t.group, "config": t.config,
-               "run_dir": str((out / "runs" / t.name).resolve()),
-               "learners": learners_of(spec.learners, t.config["algo"]),
-               "stop_metric": spec.stop_early and spec.stop_early["metric"],
-               "settings": {**spec.settings.__dict__, "splits": list(spec.settings.splits)}}
-              for t in spec.trials]
+    common = {"runs": str((out / "runs").resolve()), "learners": spec.learners,
+              "tune_metrics": {f"{key}.metric": section["metric"] for key, section in
+                               (("stop_early", spec.stop_early), ("search", spec.search))
+                               if section is not None},
+              "settings": {**spec.settings.__dict__, "splits": list(spec.settings.splits)},
+              "base": spec.base, "seed": spec.seeds[0], "cpus": spec.cpus_per_trial}
     started_here = not ray.is_initialized()
     # --no-progress: Ray's and Tune's banners and tables are not shown (errors still are)
     quiet = contextlib.ExitStack()
@@ -83,11 +83,19 @@ def run_locked(spec: Spec, out: Path, *, address: str | None, resume: bool,
                      runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
                          p for p in sys.path if p and Path(p).is_dir())}})
         try:
-            errors = run_trials(trials, spec, out, progress=progress)
+            results = run_trials(spec, common, out, resume=resume, progress=progress)
         finally:
             if started_here:
                 ray.shutdown()
-    summary = summarize(spec, trials, errors, out)
+    # a search may choose one setting twice: it is one trial (one run folder)
+    trials = spec.trials or list({t.name: t for t in (
+        searched_trial(common, r.config["values"]) for r in results)}.values())
+    errors = {trial.name: _error_line(result.error) for trial, result
+              in zip(trials, results_by_trial(spec, trials, results), strict=True)
+              if result is not None and result.error is not None}
+    summary = summarize(spec, [(t, trial_meta(t, common)) for t in trials], errors, out)
+    if spec.search is not None:
+        summary["search"] = {**spec.search, "best": best_trial(spec, trials, results)}
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -108,40 +116,100 @@ def prepare(out: Path, spec: Spec, *, resume: bool) -> None:
     atomic_write_text(saved, yaml.safe_dump(spec.source, sort_keys=False))
 
 
-def run_trials(trials: list[dict], spec: Spec, out: Path, *,
-               progress: bool) -> dict[str, str]:
-    """Every trial through Tune; returns the errors of the trials that failed, by name."""
+def run_trials(spec: Spec, common: dict[str, Any], out: Path, *, resume: bool,
+               progress: bool) -> Any:
+    """Every trial through Tune; returns Tune's results (a ResultGrid). A search resumes
+    Tune's own state (the searcher's history) when there is one to resume."""
     from ray import tune
 
-    scheduler = None
-    if spec.stop_early is not None:
-        from ray.tune.schedulers import ASHAScheduler
-
-        scheduler = ASHAScheduler(time_attr="iteration", metric=spec.stop_early["metric"],
-                                  mode=spec.stop_early["mode"],
-                                  grace_period=spec.stop_early["grace_period"],
-                                  reduction_factor=spec.stop_early["reduction_factor"],
-                                  max_t=max(t["config"]["iterations"] for t in trials))
-    attempt = len(list((out / ".tune").glob("attempt-*"))) if (out / ".tune").exists() else 0
+    trainable = tune.with_resources(run_trial, {"cpu": spec.cpus_per_trial})
+    attempts = sorted((out / ".tune").glob("attempt-*"), key=lambda p: int(p.name[8:]))
+    if spec.search is not None and resume and attempts and tune.Tuner.can_restore(
+            attempts[-1]):
+        return tune.Tuner.restore(str(attempts[-1]), trainable,
+                                  resume_unfinished=True).fit()
+    if spec.search is None:
+        param_space = {"trial": tune.grid_search([trial_meta(t, common)
+                                                   for t in spec.trials])}
+        name_of = lambda t: t.config["trial"]["name"]  # noqa: E731
+    else:
+        param_space = {"common": common, "values": {
+            name: search_domain(tune, kind, args) for name, (kind, args)
+            in spec.sample.items()}}
+        name_of = lambda t: searched_trial(t.config["common"], t.config["values"]).name  # noqa: E731
     tuner = tune.Tuner(
-        tune.with_resources(run_trial, {"cpu": spec.cpus_per_trial}),
-        param_space={"trial": tune.grid_search(trials)},
-        tune_config=tune.TuneConfig(scheduler=scheduler,
-                                    trial_name_creator=lambda t: t.config["trial"]["name"],
-                                    trial_dirname_creator=lambda t: t.config["trial"]["name"]),
+        trainable, param_space=param_space,
+        tune_config=tune.TuneConfig(scheduler=scheduler(spec),
+                                    search_alg=searcher(spec),
+                                    num_samples=spec.num_samples if spec.search else 1,
+                                    trial_name_creator=name_of,
+                                    trial_dirname_creator=name_of),
         run_config=tune.RunConfig(storage_path=str((out / ".tune").resolve()),
-                                  name=f"attempt-{attempt}", verbose=1 if progress else 0,
+                                  name=f"attempt-{len(attempts)}",
+                                  verbose=1 if progress else 0,
                                   failure_config=tune.FailureConfig(max_failures=0)))
-    results = tuner.fit()
-    return {result.config["trial"]["name"]: _error_line(result.error)
-            for result in results if result.error is not None}
+    return tuner.fit()
 
 
-def summarize(spec: Spec, trials: list[dict], errors: dict[str, str],
+def scheduler(spec: Spec) -> Any:
+    """ASHA over the SPEC's stop_early metric, or None."""
+    if spec.stop_early is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    iterations = ([t.config["iterations"] for t in spec.trials] or
+                  [spec.base.get("iterations", 1)])
+    return ASHAScheduler(time_attr="iteration", metric=spec.stop_early["metric"],
+                         mode=spec.stop_early["mode"],
+                         grace_period=spec.stop_early["grace_period"],
+                         reduction_factor=spec.stop_early["reduction_factor"],
+                         max_t=max(iterations))
+
+
+def searcher(spec: Spec) -> Any:
+    """Optuna (through Tune) over the SPEC's search metric, or None."""
+    if spec.search is None:
+        return None
+    try:
+        import optuna  # noqa: F401
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError as error:
+        raise MissingExtraError(f"search.algorithm optuna needs Optuna, which is not "
+                                f"installed ({error}); install the sweep extra: {EXTRA}"
+                                ) from error
+    return OptunaSearch(metric=spec.search["metric"], mode=spec.search["mode"],
+                        seed=spec.search["seed"])
+
+
+def search_domain(tune: Any, kind: str, args: list) -> Any:
+    """A SPEC distribution as Tune's: the same bounds a sampled grid draws from."""
+    assert kind == "choice" or kind in DISTRIBUTIONS
+    return tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args)
+
+
+def results_by_trial(spec: Spec, trials: list[Trial], results: Any) -> list[Any]:
+    """Tune's result of each trial (None if Tune has none), in the order of `trials`."""
+    by_name = {Path(result.path).name: result for result in results if result.path}
+    return [by_name.get(trial.name) for trial in trials]
+
+
+def best_trial(spec: Spec, trials: list[Trial], results: Any) -> dict[str, Any] | None:
+    """The search's best trial by the last value of its metric."""
+    metric, sign = spec.search["metric"], 1 if spec.search["mode"] == "max" else -1
+    scored = [(result.metrics[metric], trial) for trial, result
+              in zip(trials, results_by_trial(spec, trials, results), strict=True)
+              if result is not None and result.metrics and metric in result.metrics]
+    if not scored:
+        return None
+    value, trial = max(scored, key=lambda pair: sign * pair[0])
+    return {"name": trial.name, "values": trial.values, metric: value}
+
+
+def summarize(spec: Spec, trials: list[tuple[Trial, dict]], errors: dict[str, str],
               out: Path) -> dict[str, Any]:
     """sweep.json: each trial's status, and the comparisons of the evaluated ones."""
     rows, by_family = [], defaultdict(list)
-    for trial, meta in zip(spec.trials, trials, strict=True):
+    for trial, meta in trials:
         run_dir = Path(meta["run_dir"])
         folders = [evaluation_folder(run_dir, k) for k in meta["learners"]]
         scored = all(evaluated(run_dir, k) for k in meta["learners"])

@@ -12,6 +12,11 @@ before anything starts, so a mistake is named before the first trial runs.
                trials: 5, seed: 0}
     stop_early: {metric: return_step1, mode: max, grace_period: 5}   # optional, ASHA
 
+With `search: {algorithm: optuna, metric: return_step1, mode: max}`, Optuna (through
+Tune) chooses `num_samples` settings from `sample` one after another, learning from the
+finished trials' last value of the metric; the trials are then made as Tune asks for them
+(make_trial), and `grid` and a second seed are refused.
+
 `base` may also be the path of a YAML file (as `fewshot train --config` takes), relative
 to the SPEC file. Field names are dotted: `maml.inner_lr`, `family`,
 `family_options.train_instances`.
@@ -20,7 +25,9 @@ to the SPEC file. Field names are dotted: `maml.inner_lr`, `family`,
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +44,7 @@ from fewshot.run.config import RunConfig, from_dict, is_version1, migrate, to_di
 from fewshot.runtime import derived_seed
 
 KEYS = ("base", "grid", "sample", "num_samples", "seeds", "cpus_per_trial", "evaluate",
-        "stop_early")
+        "stop_early", "search")
 DISTRIBUTIONS = {
     "uniform": lambda rng, a, b: float(rng.uniform(a, b)),
     "loguniform": lambda rng, a, b: float(math.exp(rng.uniform(math.log(a), math.log(b)))),
@@ -45,6 +52,8 @@ DISTRIBUTIONS = {
 }
 EVALUATE_KEYS = ("learners", "splits", "episodes", "tasks", "trials", "seed")
 STOP_EARLY_KEYS = ("metric", "mode", "grace_period", "reduction_factor")
+SEARCH_KEYS = ("algorithm", "metric", "mode", "seed")
+SEARCH_ALGORITHMS = ("optuna",)
 
 
 class SpecError(ValueError):
@@ -64,12 +73,17 @@ class Trial:
 
 @dataclass(frozen=True)
 class Spec:
-    trials: list[Trial]
+    trials: list[Trial]  # empty with a search: its trials are made as Tune asks
     cpus_per_trial: int
     learners: list[str] | dict[str, list[str]]  # see learners_of
     settings: EvaluationSettings
     stop_early: dict[str, Any] | None
     source: dict[str, Any] = field(repr=False)  # the SPEC as read (stored with the sweep)
+    search: dict[str, Any] | None = None  # algorithm, metric, mode, seed
+    base: dict[str, Any] = field(default_factory=dict, repr=False)  # with the imports
+    sample: dict[str, tuple[str, list]] = field(default_factory=dict)
+    num_samples: int = 1
+    seeds: list[int] = field(default_factory=list)
 
 
 def load_spec(path: Path, *, imports: list[str] = ()) -> Spec:
@@ -105,7 +119,12 @@ def parse_spec(values: dict[str, Any], *, base_dir: Path, source: str = "SPEC",
     _require(_is_count(cpus), "cpus_per_trial", "an integer >= 1", cpus, source)
     learners, settings = checked_evaluate(values.get("evaluate") or {}, source)
     stop_early = checked_stop_early(values.get("stop_early"), source)
-    trials = expand(base, grid, sample, num_samples, seeds, cpus, source)
+    search = checked_search(values.get("search"), grid, sample, seeds, source)
+    if search is None:
+        trials = expand(base, grid, sample, num_samples, seeds, cpus, source)
+    else:  # every bound of every distribution must make a valid config
+        trials = [make_trial(base, values, seeds[0], cpus, source, searched=True)
+                  for values in corners(sample)]
     for trial in trials:
         config = from_dict(copy.deepcopy(trial.config))
         wrong = [kind for kind in learners_of(learners, config.algo)
@@ -114,8 +133,9 @@ def parse_spec(values: dict[str, Any], *, base_dir: Path, source: str = "SPEC",
             raise SpecError(f"{source}: evaluate.learners {wrong} do not apply to trial "
                             f"{trial.name} ({config.algo}); its learners: "
                             f"{learner_kinds(config)}")
-    return Spec(trials=trials, cpus_per_trial=cpus, learners=learners, settings=settings,
-                stop_early=stop_early, source=values)
+    return Spec(trials=[] if search else trials, cpus_per_trial=cpus, learners=learners,
+                settings=settings, stop_early=stop_early, source=values, search=search,
+                base=base, sample=sample, num_samples=num_samples, seeds=seeds)
 
 
 def read_base(base: Any, base_dir: Path, source: str) -> dict[str, Any]:
@@ -220,6 +240,37 @@ def checked_stop_early(values: Any, source: str) -> dict[str, Any] | None:
             "reduction_factor": values.get("reduction_factor", 2)}
 
 
+def checked_search(values: Any, grid: dict, sample: dict, seeds: list[int],
+                   source: str) -> dict[str, Any] | None:
+    if values is None:
+        return None
+    _require(isinstance(values, dict) and isinstance(values.get("metric"), str),
+             "search", f"a mapping with a metric (a metrics.csv column) and "
+             f"{[k for k in SEARCH_KEYS if k != 'metric']}", values, source)
+    unknown = sorted(set(values) - set(SEARCH_KEYS), key=str)
+    if unknown:
+        raise SpecError(f"{source}: unknown fields {[f'search.{k}' for k in unknown]}; "
+                        f"search has {list(SEARCH_KEYS)}")
+    algorithm = values.get("algorithm", SEARCH_ALGORITHMS[0])
+    _require(algorithm in SEARCH_ALGORITHMS, "search.algorithm",
+             f"one of {list(SEARCH_ALGORITHMS)}", algorithm, source)
+    mode = values.get("mode", "max")
+    _require(mode in ("max", "min"), "search.mode", "max or min", mode, source)
+    seed = values.get("seed", 0)
+    _require(_is_count(seed, low=0), "search.seed", "an integer >= 0", seed, source)
+    _require(bool(sample), "sample", "the distributions the search chooses from (a "
+             "non-empty mapping) when search is given", sample, source)
+    _require(not grid, "grid", "empty when search is given (give a field's values as "
+             "sample: {FIELD: {choice: [...]}})", grid, source)
+    _require(len(seeds) == 1, "seeds", "one seed when search is given (each setting the "
+             "search chooses is trained once)", seeds, source)
+    for name, (kind, args) in sample.items():  # Optuna's categories are plain scalars
+        _require(kind != "choice" or all(a is None or isinstance(a, (bool, int, float, str))
+                                         for a in args), f"sample.{name}.choice",
+                 "numbers, strings, booleans or null when search is given", args, source)
+    return {"algorithm": algorithm, "metric": values["metric"], "mode": mode, "seed": seed}
+
+
 def expand(base: dict[str, Any], grid: dict[str, list], sample: dict[str, tuple],
            num_samples: int, seeds: list[int], cpus: int, source: str) -> list[Trial]:
     """Every trial: the grid's combinations x num_samples draws x the seeds. Draws are
@@ -232,22 +283,47 @@ def expand(base: dict[str, Any], grid: dict[str, list], sample: dict[str, tuple]
             values = dict(zip(names, combination, strict=True))
             values.update({name: _draw(rng, kind, args) for name, (kind, args)
                            in sample.items()})
-            group = group_label(base, values, draw if sample else None)
             for seed in seeds:
-                config = copy.deepcopy(base)
-                config.setdefault("version", 2)
-                config["seed"] = seed
-                for name, value in values.items():
-                    set_field(config, name, value, source)
-                keep_own_section(config)
-                name = f"{group.replace(' ', '_')}-s{seed}"
-                share_cpus(config, cpus, name, source)
-                if name in seen:
-                    raise SpecError(f"{source}: two trials would share the run folder {name}")
-                seen.add(name)
-                trials.append(Trial(name=name, group=group, values=values, seed=seed,
-                                    config=_checked_config(config, name, source)))
+                trial = make_trial(base, values, seed, cpus, source,
+                                   draw=draw if sample else None)
+                if trial.name in seen:
+                    raise SpecError(f"{source}: two trials would share the run folder "
+                                    f"{trial.name}")
+                seen.add(trial.name)
+                trials.append(trial)
     return trials
+
+
+def make_trial(base: dict[str, Any], values: dict[str, Any], seed: int, cpus: int,
+               source: str = "SPEC", *, draw: int | None = None,
+               searched: bool = False) -> Trial:
+    """The trial of one setting (field -> value) and seed, its config checked. A search's
+    trials carry a digest of their exact values, as two settings may print alike."""
+    group = group_label(base, values, draw)
+    if searched:
+        exact = json.dumps(values, sort_keys=True).encode()
+        group += f" id={hashlib.sha1(exact).hexdigest()[:6]}"
+    config = copy.deepcopy(base)
+    config.setdefault("version", 2)
+    config["seed"] = seed
+    for name, value in values.items():
+        set_field(config, name, value, source)
+    keep_own_section(config)
+    name = f"{group.replace(' ', '_')}-s{seed}"
+    share_cpus(config, cpus, name, source)
+    return Trial(name=name, group=group, values=values, seed=seed,
+                 config=_checked_config(config, name, source))
+
+
+def corners(sample: dict[str, tuple[str, list]]) -> list[dict[str, Any]]:
+    """Settings that reach each distribution's bounds (and each choice), the others at
+    their first: what a search may choose, checked before it starts."""
+    bounds = {name: list(args) if kind == "choice" else
+              [args[0], args[1] - 1 if kind == "randint" else args[1]]
+              for name, (kind, args) in sample.items()}
+    first = {name: values[0] for name, values in bounds.items()}
+    return [first, *({**first, name: value} for name, values in bounds.items()
+                     for value in values[1:])]
 
 
 def keep_own_section(config: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from fewshot.run.config import from_dict
 from fewshot.run.lock import RunFolderBusyError
 from fewshot.run.metrics import METRICS, read_rows
 from fewshot.run.train import train
+from fewshot.sweep.spec import Trial, learners_of, make_trial
 
 LOCK_WAIT_SECONDS = 60  # a killed sweep's workers may hold a run folder a little longer
 
@@ -36,21 +37,42 @@ def evaluated(run_dir: Path, learner: str) -> bool:
     return (evaluation_folder(run_dir, learner) / RECORDS).is_file()
 
 
+def trial_meta(trial: Trial, common: dict[str, Any]) -> dict[str, Any]:
+    """What a worker needs to run one trial. `common` (built by the driver) holds what
+    every trial shares: runs (the folder of run folders), learners, tune_metrics (the
+    SPEC fields naming the metrics Tune needs in every report, and those names),
+    settings (EvaluationSettings fields), and for a search base, seed and cpus."""
+    return {"name": trial.name, "group": trial.group, "config": trial.config,
+            "run_dir": str(Path(common["runs"]) / trial.name),
+            "learners": learners_of(common["learners"], trial.config["algo"]),
+            "tune_metrics": common["tune_metrics"], "settings": common["settings"]}
+
+
+def searched_trial(common: dict[str, Any], values: dict[str, Any]) -> Trial:
+    """The trial of a setting a search chose."""
+    return make_trial(common["base"], values, common["seed"], common["cpus"],
+                      searched=True)
+
+
 def run_trial(tune_config: dict[str, Any]) -> None:
-    """Tune's function trainable. tune_config["trial"] (built by the driver): name,
-    run_dir, config, group, learners, settings (EvaluationSettings fields)."""
+    """Tune's function trainable: tune_config["trial"] is a trial_meta, or, in a search,
+    tune_config["values"] the setting chosen and tune_config["common"] the rest."""
     from ray import tune
 
-    spec = tune_config["trial"]
+    if "values" in tune_config:
+        common = tune_config["common"]
+        spec = trial_meta(searched_trial(common, tune_config["values"]), common)
+    else:
+        spec = tune_config["trial"]
     plugins.load(spec["config"].get("imports", []))
     config = from_dict(dict(spec["config"]))
     run_dir = Path(spec["run_dir"])
-    metric = spec.get("stop_metric")
 
     def report(row: dict[str, float]) -> None:
-        if metric is not None and metric not in row:
-            raise ValueError(f"stop_early.metric {metric!r} is not a metric of this run; "
-                             f"its metrics: {sorted(row)}")
+        for field, metric in spec["tune_metrics"].items():
+            if metric not in row:
+                raise ValueError(f"{field} {metric!r} is not a metric of this run; "
+                                 f"its metrics: {sorted(row)}")
         tune.report(row)
 
     if not finished(run_dir, config.iterations):
