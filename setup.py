@@ -19,6 +19,7 @@ setup(
         "tensorboard==2.21.0",
         "matplotlib==3.11.2",
         "scipy==1.17.1",
+        "minigrid==3.2.0",
     ],
     extras_require={
         "sweep": [

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from tasks.bandit import bandit
 from tasks.family import TaskFamily
+from tasks.gridworld.lava_crossing import lava_crossing
 from tasks.guessing_game import guessing_game
 from tasks.locomotion import ANT, CHEETAH, locomotion_family
 from tasks.locomotion.dynamics import CrippledLeg, Scaling
@@ -77,4 +78,5 @@ BUILTIN: dict[str, Callable[[], TaskFamily]] = {
     "ant-crippled": ant_crippled,
     "bandit": bandit,
     "guessing-game": guessing_game,
+    "lava-crossing": lava_crossing,
 }

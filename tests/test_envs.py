@@ -17,13 +17,13 @@ from tasks.locomotion.dynamics import SCALED_FIELDS, model_field
 from tasks.point_nav import PointNavSim
 
 NAMES = tasks.names()
-NUMPY_NAMES = ("point-nav", "bandit", "guessing-game")  # simulated with numpy, not MuJoCo
+NUMPY_NAMES = ("point-nav", "bandit", "guessing-game", "lava-crossing")  # numpy, not MuJoCo
 MUJOCO_NAMES = [n for n in NAMES if n not in NUMPY_NAMES]
 DISCRETE_NAMES = [n for n in NAMES if isinstance(tasks.get(n).make_env().action_space,
                                                  gymnasium.spaces.Discrete)]
 BOX_NAMES = [n for n in NAMES if n not in DISCRETE_NAMES]
 # episodes that run to the horizon under the zero action
-ENDLESS_NAMES = [n for n in NAMES if n not in ("bandit", "guessing-game")]
+ENDLESS_NAMES = [n for n in NAMES if n not in ("bandit", "guessing-game", "lava-crossing")]
 SEED = 11
 ROLLOUT_STEPS = 250  # past the longest horizon (200), so every family ends an episode
 
@@ -334,7 +334,8 @@ def test_task_set_by_set_task_or_reset_option_takes_effect(name):
     assert env.unwrapped.task == task_a
     obs_b, rewards_b = run_reference(env, actions, SEED, options={"task": task_b})
     assert env.unwrapped.task == task_b
-    assert np.abs(rewards_a - rewards_b).max() > 1e-6
+    # the task changed what the env does (a gridworld's rewards are 0 until the goal)
+    assert np.abs(rewards_a - rewards_b).max() > 1e-6 or np.any(obs_a != obs_b)
     for task, obs, rewards in ((task_a, obs_a, rewards_a), (task_b, obs_b, rewards_b)):
         fresh_obs, fresh_rewards = run_reference(family.make_env(task), actions, SEED)
         np.testing.assert_array_equal(obs, fresh_obs)

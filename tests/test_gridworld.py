@@ -1,0 +1,104 @@
+"""Gridworld families: the batched simulator against MiniGrid itself (same level, same
+actions: the same egocentric observations, rewards and terminations), splits, outcomes
+and options."""
+
+import numpy as np
+import pytest
+
+import tasks
+from tasks.gridworld.grid import FORWARD, LEFT, RIGHT
+from tasks.gridworld.lava_crossing import distinct_layouts, level
+
+ACTION_WEIGHTS = np.array([0.2, 0.2, 0.5, 0.025, 0.025, 0.025, 0.025])  # mostly forward
+
+
+def minigrid_env(task, horizon):
+    from minigrid.core.world_object import Lava
+    from minigrid.envs.crossing import CrossingEnv
+
+    return CrossingEnv(size=task.size, num_crossings=task.rivers, obstacle_type=Lava,
+                       max_steps=horizon)
+
+
+@pytest.mark.parametrize(("options", "split"), [({}, "train"), ({}, "test-ood"),
+                                                ({"size": 9, "rivers": 1}, "test-id")])
+def test_the_batched_levels_step_as_minigrid_does(options, split):
+    family = tasks.get("lava-crossing", **options, train_levels=20)
+    level_tasks = family.sample(16, split, np.random.default_rng(1))
+    env = family.make_vec(level_tasks, autoreset_mode="disabled", seed=0)
+    references = [minigrid_env(task, family.horizon) for task in level_tasks]
+    obs, _ = env.reset()
+    for n, (reference, task) in enumerate(zip(references, level_tasks, strict=True)):
+        image, _ = reference.reset(seed=int(task.level))
+        np.testing.assert_array_equal(obs[n], image["image"].reshape(-1))
+    rng = np.random.default_rng(2)
+    done = np.zeros(len(level_tasks), dtype=bool)
+    outcomes = {"catastrophe": 0, "solved": 0}
+    for _ in range(120):
+        actions = rng.choice(7, size=len(level_tasks), p=ACTION_WEIGHTS)
+        obs, reward, terminated, truncated, info = env.step(actions)
+        for n, reference in enumerate(references):
+            if done[n]:
+                continue
+            image, want_reward, want_terminated, want_truncated, _ = reference.step(
+                int(actions[n]))
+            np.testing.assert_array_equal(obs[n], image["image"].reshape(-1))
+            assert reward[n] == pytest.approx(want_reward, abs=1e-12)
+            assert (terminated[n], truncated[n]) == (want_terminated, want_truncated)
+            on = reference.grid.get(*reference.agent_pos)
+            assert info["outcome_catastrophe"][n] == (on is not None and on.type == "lava")
+            assert info["outcome_solved"][n] == (on is not None and on.type == "goal")
+            for name in outcomes:
+                outcomes[name] += int(info[f"outcome_{name}"][n])
+            done[n] = want_terminated or want_truncated
+    assert outcomes["catastrophe"] > 0  # the random walks met lava, so that was compared
+
+
+def test_the_reference_env_is_minigrid_on_the_tasks_level():
+    family = tasks.get("lava-crossing", train_levels=5)
+    task = family.sample(1, "train", np.random.default_rng(0))[0]
+    env = family.make_env(task)
+    obs, _ = env.reset()
+    batched = family.make_vec([task], autoreset_mode="disabled")
+    np.testing.assert_array_equal(obs, batched.reset()[0][0])
+    for action in (RIGHT, FORWARD, LEFT, FORWARD, FORWARD):
+        obs, reward, terminated, _, info = env.step(action)
+        want = batched.step(np.array([action]))
+        np.testing.assert_array_equal(obs, want[0][0])
+        assert (reward, terminated) == (want[1][0], want[2][0])
+        assert info["outcome_catastrophe"] == want[4]["outcome_catastrophe"][0]
+
+
+def test_training_levels_are_distinct_finite_and_disjoint_from_the_test_seeds():
+    family = tasks.get("lava-crossing", size=9, rivers=1, train_levels=42)
+    train = family.splits["train"]
+    seeds = sorted({int(t.level) for t in family.sample(500, "train",
+                                                         np.random.default_rng(0))})
+    assert len(seeds) == 42  # a finite set, every one of them drawn
+    layouts = {level(9, 1, s).cells.tobytes() for s in seeds}
+    assert len(layouts) == 42 == distinct_layouts(9, 1)  # every layout the generator has
+    test = family.sample(200, "test-id", np.random.default_rng(0))
+    assert not {int(t.level) for t in test} & set(seeds)
+    assert not any(train.contains({"size": 9, "rivers": 1, "level": t.level}) for t in test)
+    ood = family.sample(5, "test-ood", np.random.default_rng(0))
+    assert {(t.size, t.rivers) for t in ood} == {(11, 3)}
+
+
+def test_distinct_layouts_counts_what_minigrid_makes():
+    found = {level(9, 2, seed).cells.tobytes() for seed in range(3000)}
+    assert len(found) <= distinct_layouts(9, 2) == 456
+    assert len(found) >= 450  # nearly all of them, by 3000 seeds
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"train_levels": 0}, "option train_levels must be an integer >= 1, got 0"),
+    ({"size": 9, "rivers": 1, "train_levels": 43},
+     "option train_levels must be at most 42 for size 9 and 1 river"),
+    ({"size": 10}, "option size must be an odd integer >= 5, got 10"),
+    ({"size": 9, "rivers": 7}, r"option rivers must be an integer in \[1, 6\] for size 9"),
+    ({"lava": 1}, r"has no options \['lava'\]; its options: \['rivers', 'size', "
+                  r"'train_levels'\]"),
+])
+def test_bad_options_fail_naming_the_field(options, message):
+    with pytest.raises(ValueError, match=message):
+        tasks.get("lava-crossing", **options)
