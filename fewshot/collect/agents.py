@@ -1,5 +1,7 @@
 """Agents the collector runs: a Gaussian policy with per-task parameters, an actor-critic
-with memory (or without), an ensemble of Markov actor-critics, and uniform random actions.
+with memory (or without), an ensemble of Markov actor-critics, an ensemble of Q-networks
+(epsilon-greedy, optionally with a blocker of catastrophic choices), and uniform random
+actions.
 
 Each one fixes its randomness from the seed `begin` gets, with a torch.Generator that
 draws one batch of noise per step, so a collection is a pure function of its seed.
@@ -12,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from fewshot.collect.collector import Action, Trials
 from fewshot.collect.spec import EnvSpec
@@ -156,6 +159,83 @@ class EnsembleAgent:
     def observe(self, act: torch.Tensor, rew_N: np.ndarray, ended_N: np.ndarray,
                 valid_N: np.ndarray) -> None:
         pass
+
+
+class QAgent:
+    """Greedy, or epsilon-greedy, on the Q-values of M Q-networks held in an Ensemble; each
+    maps observations [N, O] to Q-values [N, A] of the A Discrete choices.
+
+    member: which Q-values it acts on. An index m: member m's. "mean": the members' mean
+    Q-values. "draw": each episode acts with one member, drawn uniformly when the episode
+    starts (Bootstrapped DQN's exploration, Osband et al. 2016). With probability `epsilon`
+    a step takes a uniformly random choice instead.
+
+    blocker: optionally, a network mapping observations [N, O] to logits [N, A] of the
+    probability that a choice ends in a catastrophe at the next step. Choices with a
+    probability above `threshold` are blocked (`allowed_choices`): the agent takes the best
+    allowed choice by Q, and its random steps draw among the allowed choices.
+    """
+
+    def __init__(self, ensemble: Ensemble, *, member: int | str = "mean",
+                 epsilon: float = 0.0, blocker: nn.Module | None = None,
+                 threshold: float = 0.5) -> None:
+        if not (member in ("mean", "draw") or (isinstance(member, int)
+                                                and not isinstance(member, bool)
+                                                and 0 <= member < ensemble.members)):
+            raise ValueError(f"QAgent: member must be 'mean', 'draw' or an index in "
+                             f"[0, {ensemble.members}), got {member!r}")
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"QAgent: epsilon must be in [0, 1], got {epsilon!r}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"QAgent: threshold must be in [0, 1], got {threshold!r}")
+        self.ensemble, self.member, self.epsilon = ensemble, member, float(epsilon)
+        self.blocker, self.threshold = blocker, float(threshold)
+        self.dtype = ensemble.stacked[0].dtype
+        self.discrete = True
+        self.generator = torch.Generator()
+
+    def begin(self, trials: Trials, seed: int) -> None:
+        self.generator.manual_seed(seed)
+        self.member_N = torch.randint(self.ensemble.members, (trials.num_trials,),
+                                      generator=self.generator)
+
+    def q_values(self, obs_NO: torch.Tensor) -> torch.Tensor:
+        """The Q-values [N, A] the agent acts on."""
+        if isinstance(self.member, int):
+            return functional_call(self.ensemble.module, self.ensemble.member(self.member),
+                                   (obs_NO,))
+        q_MNA = self.ensemble(obs_NO)
+        if self.member == "mean":
+            return q_MNA.mean(0)
+        return q_MNA[self.member_N, torch.arange(obs_NO.shape[0])]
+
+    def act(self, obs_NO: torch.Tensor) -> Action:
+        q_NA = self.q_values(obs_NO)
+        allowed_NA = torch.ones_like(q_NA, dtype=torch.bool)
+        if self.blocker is not None:
+            allowed_NA = allowed_choices(torch.sigmoid(self.blocker(obs_NO)), self.threshold)
+        act_N = q_NA.masked_fill(~allowed_NA, -torch.inf).argmax(-1)
+        if self.epsilon > 0:
+            explore_N = torch.rand(act_N.shape, generator=self.generator) < self.epsilon
+            random_N = torch.multinomial(allowed_NA.double(), 1, generator=self.generator)[:, 0]
+            act_N = torch.where(explore_N, random_N, act_N)
+        return Action(act_N)
+
+    def observe(self, act: torch.Tensor, rew_N: np.ndarray, ended_N: np.ndarray,
+                valid_N: np.ndarray) -> None:
+        if self.member == "draw":  # a new episode, a new member
+            drawn_N = torch.randint(self.ensemble.members, self.member_N.shape,
+                                    generator=self.generator)
+            self.member_N = torch.where(torch.as_tensor(ended_N), drawn_N, self.member_N)
+
+
+def allowed_choices(risk_NA: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The choices a blocker lets through, [N, A] bool: those whose probability of a
+    catastrophe `risk_NA` is at most `threshold`; where it blocks every choice, the least
+    risky ones (all of them that tie)."""
+    allowed_NA = risk_NA <= threshold
+    least_NA = risk_NA == risk_NA.min(-1, keepdim=True).values
+    return torch.where(allowed_NA.any(-1, keepdim=True), allowed_NA, least_NA)
 
 
 class UniformAgent:

@@ -2,8 +2,9 @@
 
 A transition is a set of named tensors (obs, act, rew, next_obs, terminated, ...) with a
 leading axis B of transitions; the buffer keeps the last `capacity` of them and samples
-uniformly with an explicit generator. Its state_dict holds the stored tensors and the
-write position, so a resumed run replays exactly what an uninterrupted one would.
+them with an explicit generator, uniformly or by given weights. Its state_dict holds the
+stored tensors and the write position, so a resumed run replays exactly what an
+uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 
 
 class ReplayBuffer:
-    """The last `capacity` transitions, sampled uniformly."""
+    """The last `capacity` transitions, sampled uniformly (or by weights)."""
 
     def __init__(self, capacity: int) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
@@ -54,11 +55,31 @@ class ReplayBuffer:
         self.position = int((self.position + count) % self.capacity)
         self.size = min(self.size + count, self.capacity)
 
-    def sample(self, count: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """`count` transitions drawn uniformly, with replacement."""
+    def stored(self, name: str) -> torch.Tensor:
+        """Field `name` of the stored transitions, [size, ...], in storage order (the order
+        of `sample`'s weights); a view, not a copy."""
+        if name not in self.storage:
+            raise ValueError(f"ReplayBuffer: no field {name!r}; it holds "
+                             f"{sorted(self.storage)}")
+        return self.storage[name][:self.size]
+
+    def sample(self, count: int, generator: torch.Generator, *,
+               weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """`count` transitions drawn with replacement: uniformly, or with probability
+        proportional to `weights` [size] (one per stored transition, in storage order), e.g.
+        to draw a rare label as often as a common one."""
         if self.size == 0:
             raise ValueError("ReplayBuffer.sample: the buffer is empty")
-        rows = torch.randint(0, self.size, (count,), generator=generator)
+        if weights is None:
+            rows = torch.randint(0, self.size, (count,), generator=generator)
+        else:
+            if weights.shape != (self.size,) or not bool((weights >= 0).all()) \
+                    or not bool(weights.sum() > 0):
+                raise ValueError(f"ReplayBuffer.sample: weights must be [{self.size}] (one "
+                                 f"per stored transition), >= 0, not all 0; got shape "
+                                 f"{tuple(weights.shape)}")
+            rows = torch.multinomial(weights.double(), count, replacement=True,
+                                     generator=generator)
         return {name: x[rows] for name, x in self.storage.items()}
 
     def state_dict(self) -> dict:

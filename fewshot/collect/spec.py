@@ -18,6 +18,8 @@ class EnvSpec:
     action_size: int   # action dimensions (Box) or number of choices (Discrete)
     discrete: bool
     task_size: int     # parameters of a task (what an oracle policy is told)
+    outcomes: tuple[str, ...] = ()
+    """The episode outcomes the family flags (what a classifier of outcomes can learn)."""
     action_center: np.ndarray | None = field(default=None, compare=False)
     """Box actions: the centre of the env's action box (None for Discrete)."""
     action_half_range: np.ndarray | None = field(default=None, compare=False)
@@ -38,9 +40,9 @@ def env_spec(family: Any) -> EnvSpec:
     if discrete:
         return EnvSpec(obs_size=int(np.prod(obs_space.shape)),
                        action_size=int(action_space.n), discrete=True,
-                       task_size=len(family.params))
+                       task_size=len(family.params), outcomes=tuple(family.outcomes))
     return EnvSpec(obs_size=int(np.prod(obs_space.shape)),
                    action_size=int(np.prod(action_space.shape)), discrete=False,
-                   task_size=len(family.params),
+                   task_size=len(family.params), outcomes=tuple(family.outcomes),
                    action_center=(action_space.high + action_space.low) / 2,
                    action_half_range=(action_space.high - action_space.low) / 2)
