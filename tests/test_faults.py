@@ -34,6 +34,9 @@ TIMING = ("env_steps_per_s", "sample_seconds", "update_seconds")
 
 DRIVER = """
 import os, signal, sys
+# as in a terminal: Ctrl-C raises KeyboardInterrupt (children of a background shell
+# start with SIGINT ignored, and Python then leaves it ignored)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 fault, argv = sys.argv[1], sys.argv[2:]
 if fault != "none":
     where, nth = fault.split(":")
