@@ -23,8 +23,8 @@ from tasks.vector import SimStep
 
 # MiniGrid's object and colour indices (minigrid.core.constants) of the cells we use
 UNSEEN, EMPTY, WALL, GOAL, LAVA = 0, 1, 2, 8, 9
-COLOUR = np.zeros(11, dtype=np.uint8)
-COLOUR[[WALL, GOAL, LAVA]] = (5, 1, 0)  # grey, green, red
+COLOUR = np.zeros(11)  # MiniGrid's colour of an object: grey walls, green goal, red lava
+COLOUR[[WALL, GOAL, LAVA]] = (5, 1, 0)
 LEFT, RIGHT, FORWARD = 0, 1, 2  # MiniGrid's actions; 3-6 (pickup, drop, toggle, done)
 ACTIONS = 7                     # change nothing in these levels
 DIRECTIONS = np.array([(1, 0), (0, 1), (-1, 0), (0, -1)])  # right, down, left, up
@@ -69,23 +69,23 @@ VIEW_OFFSETS = _view_offsets()
 def visible(objects_NVV: np.ndarray) -> np.ndarray:
     """MiniGrid's occlusion (Grid.process_vis), for N views at once: light spreads from
     the agent's cell row by row, away from the agent, and stops behind walls."""
-    see_behind = objects_NVV != WALL
-    mask = np.zeros(objects_NVV.shape, dtype=bool)
-    mask[:, AGENT_IN_VIEW[0], AGENT_IN_VIEW[1]] = True
+    see_behind = np.ascontiguousarray((objects_NVV != WALL).transpose(1, 2, 0))  # [V, V, N]
+    mask = np.zeros(see_behind.shape, dtype=bool)
+    mask[AGENT_IN_VIEW[0], AGENT_IN_VIEW[1]] = True
     for j in reversed(range(V)):
         for i in range(V - 1):  # to the right; each step uses what the last one lit
-            spread = mask[:, i, j] & see_behind[:, i, j]
-            mask[:, i + 1, j] |= spread
+            spread = mask[i, j] & see_behind[i, j]
+            mask[i + 1, j] |= spread
             if j > 0:
-                mask[:, i + 1, j - 1] |= spread
-                mask[:, i, j - 1] |= spread
+                mask[i + 1, j - 1] |= spread
+                mask[i, j - 1] |= spread
         for i in reversed(range(1, V)):  # to the left
-            spread = mask[:, i, j] & see_behind[:, i, j]
-            mask[:, i - 1, j] |= spread
+            spread = mask[i, j] & see_behind[i, j]
+            mask[i - 1, j] |= spread
             if j > 0:
-                mask[:, i - 1, j - 1] |= spread
-                mask[:, i, j - 1] |= spread
-    return mask
+                mask[i - 1, j - 1] |= spread
+                mask[i, j - 1] |= spread
+    return mask.transpose(2, 0, 1)
 
 
 class GridSim:
@@ -106,6 +106,7 @@ class GridSim:
         self.start_N2 = np.full((num_envs, 2), V)
         self.start_direction_N = np.zeros(num_envs, dtype=np.int64)
         self.pos_N2 = self.start_N2.copy()  # in padded coordinates (cell + V)
+        self.view_flat_offsets = VIEW_OFFSETS[..., 0] * (1 + 2 * V) + VIEW_OFFSETS[..., 1]
         self.direction_N = self.start_direction_N.copy()
         self.steps_N = np.zeros(num_envs, dtype=np.int64)
 
@@ -118,6 +119,8 @@ class GridSim:
             w, h = level.cells.shape
             cells[n, V:V + w, V:V + h] = level.cells
         self.cells_NXY = cells
+        # each heading's view cells as offsets into cells.ravel() from the agent's cell
+        self.view_flat_offsets = VIEW_OFFSETS[..., 0] * cells.shape[2] + VIEW_OFFSETS[..., 1]
         self.start_N2 = np.array([level.start for level in levels]) + V
         self.start_direction_N = np.array([level.direction for level in levels])
 
@@ -125,7 +128,7 @@ class GridSim:
         self.pos_N2[ids] = self.start_N2[ids]
         self.direction_N[ids] = self.start_direction_N[ids]
         self.steps_N[ids] = 0
-        return self.observe()[ids]
+        return self.observe(ids)
 
     def step(self, action_N: np.ndarray, active_N: np.ndarray) -> SimStep:
         n = len(action_N)
@@ -146,17 +149,17 @@ class GridSim:
                        diverged_N=np.zeros(n, dtype=bool),
                        outcomes={"catastrophe": catastrophe_N, "solved": solved_N})
 
-    def observe(self) -> np.ndarray:
-        """MiniGrid's `image` of every simulation, flattened: [N, V * V * 3], in the
-        order of image.reshape(-1) (x, then y, then the triple)."""
-        n = len(self.pos_N2)
-        offsets = VIEW_OFFSETS[self.direction_N]  # [N, V, V, 2]
-        x = self.pos_N2[:, 0, None, None] + offsets[..., 0]
-        y = self.pos_N2[:, 1, None, None] + offsets[..., 1]
-        objects = self.cells_NXY[np.arange(n)[:, None, None], x, y]
-        mask = visible(objects)
+    def observe(self, ids: np.ndarray | None = None) -> np.ndarray:
+        """MiniGrid's `image` of simulations `ids` (all by default), flattened:
+        [len(ids), V * V * 3], in the order of image.reshape(-1) (x, y, the triple)."""
+        ids = np.arange(len(self.pos_N2)) if ids is None else ids
+        _, width, height = self.cells_NXY.shape
+        agent = (ids * width + self.pos_N2[ids, 0]) * height + self.pos_N2[ids, 1]
+        flat = agent[:, None, None] + self.view_flat_offsets[self.direction_N[ids]]
+        objects = self.cells_NXY.ravel().take(flat)  # [n, V, V]
+        objects *= visible(objects)  # unseen cells: 0
         objects[:, AGENT_IN_VIEW[0], AGENT_IN_VIEW[1]] = EMPTY  # the agent sees its cell
-        image = np.zeros((n, V, V, 3))
-        image[..., 0] = np.where(mask, objects, UNSEEN)
-        image[..., 1] = np.where(mask, COLOUR[objects], 0)
-        return image.reshape(n, -1)
+        image = np.zeros((len(ids), V, V, 3))
+        image[..., 0] = objects
+        image[..., 1] = COLOUR[objects]
+        return image.reshape(len(ids), -1)
