@@ -324,11 +324,13 @@ def test_the_blocked_learner_takes_the_best_unblocked_choice_and_avoids_the_clif
     task_sets = {"right": [cliff.task_from_dict({"side": 1, "length": n}) for n in (4, 5, 6)]}
     settings = EvaluationSettings(splits=(), episodes=0, trials=2)
     rates = {}
-    for kind, factory in (("trained", learners.trained), ("blocked", learners.blocked)):
+    for kind, factory in (("trained", learners.trained), ("ensemble", learners.ensemble),
+                          ("blocked", learners.blocked),
+                          ("blocked-ensemble", learners.blocked_ensemble)):
         records = evaluate(factory(model, config, name=kind), cliff, task_sets, settings,
                            run="hand-set", run_seed=0)
         rates[kind] = records["outcome.catastrophe"].mean()
-    assert rates == {"trained": 1.0, "blocked": 0.0}
+    assert rates == {"trained": 1.0, "ensemble": 1.0, "blocked": 0.0, "blocked-ensemble": 0.0}
 
 
 def test_without_the_catastrophe_outcome_the_blocker_is_off_and_its_learners_say_why():

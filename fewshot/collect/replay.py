@@ -78,8 +78,9 @@ class ReplayBuffer:
                 raise ValueError(f"ReplayBuffer.sample: weights must be [{self.size}] (one "
                                  f"per stored transition), >= 0, not all 0; got shape "
                                  f"{tuple(weights.shape)}")
-            rows = torch.multinomial(weights.double(), count, replacement=True,
-                                     generator=generator)
+            cumulative = weights.double().cumsum(0)  # inverse-CDF draws: any buffer size
+            u = torch.rand(count, generator=generator, dtype=torch.float64) * cumulative[-1]
+            rows = torch.searchsorted(cumulative, u, right=True).clamp(max=self.size - 1)
         return {name: x[rows] for name, x in self.storage.items()}
 
     def state_dict(self) -> dict:
