@@ -7,6 +7,7 @@ from collections.abc import Callable
 from tasks.bandit import bandit
 from tasks.family import TaskFamily
 from tasks.gridworld.lava_crossing import lava_crossing
+from tasks.gridworld.lava_world import lava_world
 from tasks.guessing_game import guessing_game
 from tasks.locomotion import ANT, CHEETAH, locomotion_family
 from tasks.locomotion.dynamics import CrippledLeg, Scaling
@@ -79,4 +80,5 @@ BUILTIN: dict[str, Callable[[], TaskFamily]] = {
     "bandit": bandit,
     "guessing-game": guessing_game,
     "lava-crossing": lava_crossing,
+    "lava-world": lava_world,
 }

@@ -17,13 +17,14 @@ from tasks.locomotion.dynamics import SCALED_FIELDS, model_field
 from tasks.point_nav import PointNavSim
 
 NAMES = tasks.names()
-NUMPY_NAMES = ("point-nav", "bandit", "guessing-game", "lava-crossing")  # numpy, not MuJoCo
+GRID_NAMES = ("lava-crossing", "lava-world")  # episodes end at the goal or in lava
+NUMPY_NAMES = ("point-nav", "bandit", "guessing-game", *GRID_NAMES)  # numpy, not MuJoCo
 MUJOCO_NAMES = [n for n in NAMES if n not in NUMPY_NAMES]
 DISCRETE_NAMES = [n for n in NAMES if isinstance(tasks.get(n).make_env().action_space,
                                                  gymnasium.spaces.Discrete)]
 BOX_NAMES = [n for n in NAMES if n not in DISCRETE_NAMES]
 # episodes that run to the horizon under the zero action
-ENDLESS_NAMES = [n for n in NAMES if n not in ("bandit", "guessing-game", "lava-crossing")]
+ENDLESS_NAMES = [n for n in NAMES if n not in ("bandit", "guessing-game", *GRID_NAMES)]
 SEED = 11
 ROLLOUT_STEPS = 250  # past the longest horizon (200), so every family ends an episode
 

@@ -2,6 +2,8 @@
 actions: the same egocentric observations, rewards and terminations), splits, outcomes
 and options."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -102,3 +104,63 @@ def test_distinct_layouts_counts_what_minigrid_makes():
 def test_bad_options_fail_naming_the_field(options, message):
     with pytest.raises(ValueError, match=message):
         tasks.get("lava-crossing", **options)
+
+
+@pytest.mark.parametrize("observation", ["uncovered", "egocentric"])
+@pytest.mark.parametrize("split", ["train", "test-ood"])
+def test_lava_world_batched_levels_step_as_the_reference_env(observation, split):
+    family = tasks.get("lava-world", observation=observation, train_levels=10)
+    level_tasks = family.sample(6, split, np.random.default_rng(3))
+    env = family.make_vec(level_tasks, autoreset_mode="disabled", seed=0)
+    references = [family.make_env(task) for task in level_tasks]
+    obs, _ = env.reset()
+    for n, reference in enumerate(references):
+        np.testing.assert_array_equal(obs[n], reference.reset()[0])
+    rng = np.random.default_rng(4)
+    done = np.zeros(len(level_tasks), dtype=bool)
+    ended = 0
+    for _ in range(40):
+        actions = rng.integers(4, size=len(level_tasks))
+        obs, reward, terminated, _, info = env.step(actions)
+        for n, reference in enumerate(references):
+            if done[n]:
+                continue
+            want_obs, want_reward, want_terminated, _, want_info = reference.step(
+                int(actions[n]))
+            np.testing.assert_array_equal(obs[n], want_obs)
+            assert (reward[n], terminated[n]) == (want_reward, want_terminated)
+            for name in ("catastrophe", "solved"):
+                assert info[f"outcome_{name}"][n] == want_info[f"outcome_{name}"]
+            done[n] = want_terminated
+            ended += int(want_terminated)
+    assert ended > 0
+
+
+def test_lava_world_levels_have_a_safe_path_and_the_uncovered_map_grows():
+    from tasks.gridworld.lava_world import level, reachable
+
+    family = tasks.get("lava-world", train_levels=30)
+    for task in family.sample(30, "test-ood", np.random.default_rng(0)):
+        cells = level(task.size, task.lava_density, int(task.level)).cells
+        goal = tuple(np.argwhere(cells == 8)[0])
+        assert reachable(cells, (1, 1), goal)
+    env = family.make_env(family.default_task)
+    obs, _ = env.reset()
+    seen = [(obs.reshape(13, 13, 3)[..., 0] > 0).sum()]
+    for move in (1, 1, 2, 2):  # right, right, down, down
+        obs, *_ = env.step(move)
+        seen.append((obs.reshape(13, 13, 3)[..., 0] > 0).sum())
+    # at first, cells 0..3 x 0..3 (2 cells of sight around (1, 1)); then more
+    assert seen[0] == 16 and all(b >= a for a, b in itertools.pairwise(seen))
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"observation": "pixels"}, r"option observation must be one of \['uncovered', "
+                                r"'egocentric'\], got 'pixels'"),
+    ({"lava_density": 0.9}, r"option lava_density must be a number in \[0, 0.5\]"),
+    ({"train_levels": 0}, "option train_levels must be an integer >= 1, got 0"),
+    ({"size": 4}, "option size must be an integer >= 5, got 4"),
+])
+def test_lava_world_bad_options_fail_naming_the_field(options, message):
+    with pytest.raises(ValueError, match=message):
+        tasks.get("lava-world", **options)

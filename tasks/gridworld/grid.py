@@ -133,12 +133,9 @@ class GridSim:
     def step(self, action_N: np.ndarray, active_N: np.ndarray) -> SimStep:
         n = len(action_N)
         self.steps_N += active_N
-        turn = np.where(action_N == LEFT, -1, np.where(action_N == RIGHT, 1, 0))
-        self.direction_N = np.where(active_N, (self.direction_N + turn) % 4,
-                                    self.direction_N)
+        moving_N = self.turn(action_N, active_N)
         front_N2 = self.pos_N2 + DIRECTIONS[self.direction_N]
         ahead_N = self.cells_NXY[np.arange(n), front_N2[:, 0], front_N2[:, 1]]
-        moving_N = active_N & (action_N == FORWARD)
         self.pos_N2 = np.where((moving_N & (ahead_N != WALL))[:, None], front_N2,
                                self.pos_N2)
         solved_N = moving_N & (ahead_N == GOAL)
@@ -149,10 +146,20 @@ class GridSim:
                        diverged_N=np.zeros(n, dtype=bool),
                        outcomes={"catastrophe": catastrophe_N, "solved": solved_N})
 
+    def turn(self, action_N: np.ndarray, active_N: np.ndarray) -> np.ndarray:
+        """MiniGrid's actions: turn left or right, or move forward. Sets the headings;
+        returns which simulations move forward."""
+        turn = np.where(action_N == LEFT, -1, np.where(action_N == RIGHT, 1, 0))
+        self.direction_N = np.where(active_N, (self.direction_N + turn) % 4,
+                                    self.direction_N)
+        return active_N & (action_N == FORWARD)
+
     def observe(self, ids: np.ndarray | None = None) -> np.ndarray:
         """MiniGrid's `image` of simulations `ids` (all by default), flattened:
         [len(ids), V * V * 3], in the order of image.reshape(-1) (x, y, the triple)."""
-        ids = np.arange(len(self.pos_N2)) if ids is None else ids
+        return self.egocentric(np.arange(len(self.pos_N2)) if ids is None else ids)
+
+    def egocentric(self, ids: np.ndarray) -> np.ndarray:
         _, width, height = self.cells_NXY.shape
         agent = (ids * width + self.pos_N2[ids, 0]) * height + self.pos_N2[ids, 1]
         flat = agent[:, None, None] + self.view_flat_offsets[self.direction_N[ids]]

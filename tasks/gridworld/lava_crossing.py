@@ -25,13 +25,13 @@ import numpy as np
 
 from tasks.family import TaskFamily
 from tasks.gridworld.grid import ACTION_SPACE, OBSERVATION_SPACE, GridSim, Level
+from tasks.gridworld.levels import first_distinct_seeds
 from tasks.regions import Param, box, choice, product
 from tasks.simple import TaskEnv, check_choice
 from tasks.vector import BatchedEnv
 
 SIZE, RIVERS, TRAIN_LEVELS = 11, 5, 100
 TEST_SEEDS = (10**6, 2**31 - 1)  # test-id seeds: never a training seed
-SEARCH_FACTOR = 20  # training seeds tried per distinct layout before giving up
 
 
 def check_layout_options(size: Any, rivers: Any, where: str) -> None:
@@ -94,28 +94,6 @@ def distinct_layouts(size: int, rivers: int) -> int:
     return total
 
 
-@functools.cache
-def training_seeds(size: int, rivers: int, count: int) -> tuple[int, ...]:
-    """The first `count` seeds whose levels differ from every earlier one."""
-    available = distinct_layouts(size, rivers)
-    if count > available:
-        raise ValueError(f"family 'lava-crossing': option train_levels must be at most "
-                         f"{available} for size {size} and {rivers} river(s) (the "
-                         f"generator's distinct levels), got {count}")
-    seen: set[bytes] = set()
-    seeds = []
-    for seed in range(SEARCH_FACTOR * count + 1000):
-        layout = level(size, rivers, seed).cells.tobytes()
-        if layout not in seen:
-            seen.add(layout)
-            seeds.append(seed)
-            if len(seeds) == count:
-                return tuple(seeds)
-    raise ValueError(f"family 'lava-crossing': only {len(seeds)} distinct levels among "
-                     f"the first {seed + 1} seeds for size {size} and {rivers} river(s); "
-                     f"option train_levels must be at most that, got {count}")
-
-
 def levels_of(task: dict[str, np.ndarray]) -> list[Level]:
     return [level(int(s), int(r), int(seed)) for s, r, seed
             in zip(task["size"], task["rivers"], task["level"], strict=True)]
@@ -174,7 +152,9 @@ def lava_crossing(*, size: int = SIZE, rivers: int = RIVERS,
         raise ValueError(f"family 'lava-crossing': option train_levels must be an integer "
                          f">= 1, got {train_levels!r}")
     ood_size, ood_rivers = size + 2, min(rivers + 2, size - 1)
-    seeds = training_seeds(size, rivers, train_levels)
+    seeds = first_distinct_seeds(lambda seed: level(size, rivers, seed), train_levels,
+                                 family="lava-crossing", generator=f"size {size} and "
+                                 f"{rivers} river(s)", available=distinct_layouts(size, rivers))
     same = product([choice("size", [size]), choice("rivers", [rivers])])
     return TaskFamily(
         name="lava-crossing",
