@@ -113,25 +113,32 @@ class RandomPolicy(nn.Module):
 
 
 class ScriptedAgent:
-    """A family's scripted oracle, told each trial's task, acting in normalised units with
-    Gaussian noise of std exp(log_std) (so its episodes are not all identical)."""
+    """A family's scripted oracle, told each trial's task. Box actions are taken in
+    normalised units with Gaussian noise of std exp(log_std) (so its episodes are not all
+    identical); Discrete ones as the oracle chooses. An oracle with `start` is started
+    on each block's tasks and told which episodes end."""
 
     dtype = torch.float32
-    discrete = False
 
     def __init__(self, family: Any, *, log_std: float = -4.0) -> None:
         spec = env_spec(family)
-        self.family, self.log_std = family, log_std
+        self.family, self.log_std, self.discrete = family, log_std, spec.discrete
         self.center, self.half_range = spec.action_center, spec.action_half_range
         self.generator = torch.Generator()
+        self.run = None
 
     def begin(self, trials: Trials, seed: int) -> None:
         self.generator.manual_seed(seed)
         self.task = {p.name: trials.task_NP[:, i].numpy()
                      for i, p in enumerate(self.family.params)}
+        oracle = self.family.oracle
+        self.run = oracle.start(self.task) if hasattr(oracle, "start") else None
 
     def act(self, obs_NO: torch.Tensor) -> Action:
-        env_action = self.family.oracle(obs_NO.double().numpy(), self.task)
+        oracle = self.run if self.run is not None else self.family.oracle
+        env_action = oracle(obs_NO.double().numpy(), self.task)
+        if self.discrete:
+            return Action(torch.as_tensor(env_action, dtype=torch.int64))
         mean_NA = torch.as_tensor((env_action - self.center) / self.half_range,
                                   dtype=self.dtype).clamp(-1.0, 1.0)
         log_std_NA = torch.full_like(mean_NA, self.log_std)
@@ -139,7 +146,8 @@ class ScriptedAgent:
 
     def observe(self, act: torch.Tensor, rew_N: np.ndarray, ended_N: np.ndarray,
                 valid_N: np.ndarray) -> None:
-        pass
+        if self.run is not None:
+            self.run.ended(ended_N)
 
 
 def random_learner(family: Any, *, name: str) -> Any:

@@ -83,7 +83,10 @@ class TaskFamily:
         outcomes: names of the episode outcomes its envs flag (e.g. "success"): at each
             step, `info["outcome_<name>"]` says whether the outcome happened then.
         oracle: optional, the family's known best behaviour, `oracle(obs_NO, task_arrays)
-            -> actions [N, A]` in the env's units (a scripted reference learner).
+            -> actions` ([N, A] in the env's units, or [N] choices), a scripted reference
+            learner. An oracle that must remember (where the agent is, when its
+            observation does not say) has `start(task_arrays) -> run` instead: the run is
+            called as above, and `run.ended(ended_N)` hears which episodes ended.
 
     `options` (the factory options it was built with) and `origin` (the module that
     registered it) are set by the registry.
@@ -334,7 +337,8 @@ def _check_arguments(*, name: object, params: object, splits: object, horizon: o
          or isinstance(default_task, Mapping), "a mapping of parameter values, or None"),
         ("outcomes", outcomes, isinstance(outcomes, Sequence) and not isinstance(outcomes, str)
          and all(isinstance(o, str) for o in outcomes), "a sequence of names"),
-        ("oracle", oracle, oracle is None or callable(oracle), "callable, or None"),
+        ("oracle", oracle, oracle is None or callable(oracle) or callable(
+            getattr(oracle, "start", None)), "callable, an object with start(), or None"),
     ]
     for argument, value, ok, allowed in rows:
         if not ok:

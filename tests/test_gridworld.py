@@ -164,3 +164,18 @@ def test_lava_world_levels_have_a_safe_path_and_the_uncovered_map_grows():
 def test_lava_world_bad_options_fail_naming_the_field(options, message):
     with pytest.raises(ValueError, match=message):
         tasks.get("lava-world", **options)
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("lava-crossing", {}), ("lava-world", {"observation": "egocentric"}),
+    ("lava-world", {"observation": "uncovered"})])
+def test_the_shortest_path_oracle_solves_every_level_without_lava(name, options):
+    from fewshot.eval.harness import EvaluationSettings, evaluate, freeze_tasks
+    from fewshot.references import oracle_learner
+
+    family = tasks.get(name, train_levels=5, **options)
+    settings = EvaluationSettings(episodes=2, tasks=12, trials=1, seed=0)
+    records = evaluate(oracle_learner(family, name="oracle"), family,
+                       freeze_tasks(family, settings), settings, run="test", run_seed=0)
+    assert records["outcome.solved"].all() and not records["outcome.catastrophe"].any()
+    assert (records["return"] > 0.5).all()  # the goal, well before the horizon

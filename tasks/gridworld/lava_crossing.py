@@ -26,6 +26,7 @@ import numpy as np
 from tasks.family import TaskFamily
 from tasks.gridworld.grid import ACTION_SPACE, OBSERVATION_SPACE, GridSim, Level
 from tasks.gridworld.levels import first_distinct_seeds
+from tasks.gridworld.oracle import ShortestPathOracle, minigrid_rules
 from tasks.regions import Param, box, choice, product
 from tasks.simple import TaskEnv, check_choice
 from tasks.vector import BatchedEnv
@@ -169,6 +170,8 @@ def lava_crossing(*, size: int = SIZE, rivers: int = RIVERS,
                                      box(level=TEST_SEEDS)])},
         horizon=4 * size * size, make_vec=make_vec, make_env=make_env,
         outcomes=("catastrophe", "solved"),
+        oracle=ShortestPathOracle(lambda n: GridSim(n, levels_of, 4 * size * size),
+                                  minigrid_rules),
         default_task={"size": size, "rivers": rivers, "level": float(seeds[0])},
         doc=f"MiniGrid's LavaCrossing S{size}N{rivers}: cross lava rivers to the goal; "
             f"train: {train_levels} levels; OOD: S{ood_size}N{ood_rivers}")

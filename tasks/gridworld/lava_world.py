@@ -34,6 +34,7 @@ from tasks.family import TaskFamily
 from tasks.gridworld import grid
 from tasks.gridworld.grid import COLOUR, GOAL, LAVA, UNSEEN, WALL, GridSim, Level, V
 from tasks.gridworld.levels import first_distinct_seeds
+from tasks.gridworld.oracle import ShortestPathOracle, compass_rules
 from tasks.regions import Param, box, choice, product
 from tasks.simple import TaskEnv, check_choice
 from tasks.vector import BatchedEnv
@@ -272,6 +273,9 @@ def lava_world(*, size: int = SIZE, lava_density: float = LAVA_DENSITY,
                                      box(level=TEST_SEEDS)])},
         horizon=HORIZON, make_vec=make_vec, make_env=make_env,
         outcomes=("catastrophe", "solved"),
+        oracle=ShortestPathOracle(lambda n: LavaWorldSim(
+            n, levels_of, HORIZON, observation=observation, map_size=ood_size),
+            compass_rules),
         default_task={"size": size, "lava_density": density, "level": float(seeds[0])},
         doc=f"uncover the map, avoid the lava, reach the goal ({size} x {size}, lava "
             f"{density:g}); train: {train_levels} levels; OOD: {ood_size} x {ood_size}, "
