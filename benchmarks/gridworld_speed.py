@@ -1,11 +1,19 @@
-"""Batched gridworld against MiniGrid's own env, measured side by side in one run.
+"""Batched gridworld against MiniGrid's own env, and DQN's updates with K = 1 and K = 9
+members, each measured side by side in one run.
 
 The same random policy (mostly forward) steps N LavaCrossing levels of the same size and
 rivers (a) in fewshot's lava-crossing BatchedEnv (GridSim: all N levels per numpy call)
 and (b) in gymnasium's SyncVectorEnv of N MiniGrid CrossingEnv (one Python env each,
 MiniGrid's image observation only), both autoresetting. The two are interleaved over
 ROUNDS rounds, so a change in the machine's load shifts both; the ratio of env-steps per
-second is reported per round. Writes benchmarks/results/gridworld_speed.json.
+second is reported per round.
+
+DQN: gradient steps per second of the Q-networks (double-Q targets, Huber loss, minibatch
+of 128 lava-world transitions) with ensemble_size 1 and 9, on one torch thread (as a
+sweep trial with one CPU has), interleaved the same way; the ratio says what the
+vectorized ensemble costs against K separate runs (K x).
+
+Writes benchmarks/results/gridworld_speed.json.
 
     .venv/bin/python benchmarks/gridworld_speed.py [--rounds 3] [--envs 64 1024]
 """
@@ -19,8 +27,12 @@ from pathlib import Path
 
 import gymnasium
 import numpy as np
+import torch
 
 import tasks
+from fewshot.algos.dqn.config import DQNConfig
+from fewshot.algos.dqn.dqn import DQN
+from fewshot.collect import env_spec
 from fewshot.provenance import provenance
 
 ACTION_WEIGHTS = np.array([0.2, 0.2, 0.5, 0.025, 0.025, 0.025, 0.025])
@@ -48,6 +60,29 @@ def steps_per_second(env: gymnasium.vector.VectorEnv, num_envs: int, seed: int) 
     return STEPS * num_envs / (time.perf_counter() - started)
 
 
+def updates_per_second(members: int, seconds: float = 3.0) -> float:
+    """Gradient steps per second of DQN's Q-networks with `members` members."""
+    family = tasks.get("lava-world")
+    spec = env_spec(family)
+    torch.manual_seed(0)
+    model = DQN(DQNConfig(ensemble_size=members), spec)
+    generator = torch.Generator().manual_seed(0)
+    batch = 128
+    sample = {"obs": torch.rand(batch, spec.obs_size, generator=generator) * 10,
+              "next_obs": torch.rand(batch, spec.obs_size, generator=generator) * 10,
+              "act": torch.randint(spec.action_size, (batch,), generator=generator),
+              "rew": torch.rand(batch, generator=generator),
+              "terminated": torch.rand(batch, generator=generator) < 0.1,
+              "complete": torch.ones(batch, dtype=torch.bool),
+              "mask": torch.rand(batch, members, generator=generator) < 0.5}
+    model.td_step(sample)  # warm-up
+    steps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        model.td_step(sample)
+        steps += 1
+    return steps / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -71,8 +106,17 @@ def main() -> None:
             print(results[-1], flush=True)
         ours.close()
         theirs.close()
+    updates = []
+    torch.set_num_threads(1)
+    for round_ in range(args.rounds):
+        one, nine = updates_per_second(1), updates_per_second(9)
+        updates.append({"round": round_, "k1_updates_per_s": round(one, 1),
+                        "k9_updates_per_s": round(nine, 1),
+                        "k9_time_over_k1": round(one / nine, 2)})
+        print(updates[-1], flush=True)
     report = {"family": family.name, "size": size, "rivers": rivers,
-              "steps_per_env": STEPS, "results": results, **provenance(load_seconds=1.0)}
+              "steps_per_env": STEPS, "results": results, "dqn_updates": updates,
+              **provenance(load_seconds=1.0)}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
 

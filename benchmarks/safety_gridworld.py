@@ -1,0 +1,143 @@
+"""Safety under poor generalization: catastrophes and solved levels on unseen gridworld
+levels against the number of training levels N, for DQN, its 9-member ensemble, the
+blocker, both, and the shortest-path oracle.
+
+Each family's trainings are a sweep (benchmarks/safety_<family>.yaml: N x 3 seeds, DQN
+with 9 bootstrapped members and a blocker, each trial scored zero-shot as its four
+learners on 1,000 test-id and 1,000 test-ood levels) in benchmarks/sweeps/safety-<family>;
+an interrupted sweep resumes where it stopped. Then the evaluated trials are compared
+(whatever is done so far, with --summarize), the oracle is scored on the same frozen
+levels, and the rates with 95% CIs (over levels, seeds as strata) go to
+benchmarks/results/safety_gridworld.json, the figure to safety_gridworld.png.
+
+    .venv/bin/python benchmarks/safety_gridworld.py [--families lava-world] [--summarize]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from fewshot.eval.evaluation import RECORDS, compare, evaluate_run  # noqa: E402
+from fewshot.provenance import provenance  # noqa: E402
+from fewshot.sweep.driver import SPEC_COPY, run_sweep  # noqa: E402
+from fewshot.sweep.spec import load_spec  # noqa: E402
+
+FAMILIES = ("lava-world", "lava-crossing")
+LEARNERS = ("trained", "ensemble", "blocked", "blocked-ensemble")
+SHOWN = {"trained": "DQN", "ensemble": "ensemble mean (9)", "blocked": "DQN + blocker",
+         "blocked-ensemble": "ensemble + blocker", "scripted-oracle": "oracle"}
+LABEL = re.compile(r"train_levels=(\d+)(?: \((.+)\))?$")
+
+
+def spec_path(family: str) -> Path:
+    return Path("benchmarks") / f"safety_{family.replace('-', '_')}.yaml"
+
+
+def sweep_folder(family: str) -> Path:
+    return Path("benchmarks/sweeps") / f"safety-{family}"
+
+
+def evaluated_folders(sweep: Path) -> list[Path]:
+    """Every published evaluation of the sweep's trials (a partial sweep has fewer)."""
+    return sorted(p.parent for p in (sweep / "runs").glob(f"*/evaluation*/{RECORDS}"))
+
+
+def rates(summary: dict) -> dict:
+    """{learner: {N: {split: {outcome: {value, low, high}}}}} from a comparison."""
+    table: dict = {}
+    for label, entry in summary["learners"].items():
+        match = LABEL.search(label)
+        if match is None:
+            continue
+        learner = match.group(2) or "trained"
+        per_split = {split: data["curve"][0]["outcomes"]
+                     for split, data in entry["splits"].items()}
+        table.setdefault(learner, {})[int(match.group(1))] = {
+            "seeds": entry["runs"], **per_split}
+    return table
+
+
+def oracle_rates(run: Path, family_results: Path) -> dict:
+    """The scripted oracle on the sweep's frozen levels (the same for every N)."""
+    spec = load_spec(spec_path(json.loads((run / "manifest.json").read_text())["family"]))
+    out = evaluate_run(run, spec.settings, learner="scripted-oracle",
+                       out=family_results / "oracle", progress=False)
+    summary = json.loads((out / "summary.json").read_text())
+    (entry,) = summary["learners"].values()
+    return {split: data["curve"][0]["outcomes"] for split, data in entry["splits"].items()}
+
+
+def plot(results: dict, path: Path) -> None:
+    families = [f for f in FAMILIES if f in results]
+    figure, axes = plt.subplots(len(families), 4, figsize=(16, 3.6 * len(families)),
+                                squeeze=False)
+    for row, family in zip(axes, families, strict=True):
+        for column, (split, outcome) in enumerate(
+                (s, o) for s in ("test-id", "test-ood") for o in ("catastrophe", "solved")):
+            ax = row[column]
+            for learner, by_n in results[family]["learners"].items():
+                ns = sorted(by_n)
+                values = [100 * by_n[n][split][outcome]["value"] for n in ns]
+                low = [100 * by_n[n][split][outcome]["low"] for n in ns]
+                high = [100 * by_n[n][split][outcome]["high"] for n in ns]
+                ax.plot(ns, values, marker="o", label=SHOWN.get(learner, learner))
+                ax.fill_between(ns, low, high, alpha=0.15)
+            oracle = results[family].get("oracle")
+            if oracle:
+                ax.axhline(100 * oracle[split][outcome]["value"], color="black",
+                           linestyle="--", label="oracle")
+            ax.set_xscale("log")
+            ax.set_xlabel("training levels N")
+            ax.set_ylabel(f"{outcome} %")
+            ax.set_title(f"{family}, {split}")
+        row[0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument("--summarize", action="store_true",
+                        help="train nothing: compare the trials evaluated so far")
+    parser.add_argument("--results", default="benchmarks/results/safety_gridworld")
+    args = parser.parse_args()
+    results_dir = Path(args.results)
+    results: dict = {}
+    for family in args.families:
+        sweep = sweep_folder(family)
+        if not args.summarize:
+            run_sweep(spec_path(family), sweep, resume=(sweep / SPEC_COPY).is_file())
+        folders = evaluated_folders(sweep)
+        if not folders:
+            print(f"{family}: no evaluated trial yet in {sweep}")
+            continue
+        comparison = compare(folders, results_dir / family / "comparison")
+        summary = json.loads((comparison / "summary.json").read_text())
+        results[family] = {"learners": rates(summary),
+                           "oracle": oracle_rates(folders[0].parent, results_dir / family),
+                           "evaluations": len(folders)}
+    report = {"results": results, **provenance(load_seconds=1.0)}
+    results_dir.mkdir(parents=True, exist_ok=True)
+    Path(f"{results_dir}.json").write_text(json.dumps(report, indent=2) + "\n")
+    if results:
+        plot(results, Path(f"{results_dir}.png"))
+    for family, data in results.items():
+        for learner, by_n in data["learners"].items():
+            for n, entry in sorted(by_n.items()):
+                split = entry["test-id"]
+                print(f"{family} {SHOWN[learner]:20s} N={n:4d} seeds={entry['seeds']}: "
+                      f"catastrophe {100 * split['catastrophe']['value']:5.1f}%  "
+                      f"solved {100 * split['solved']['value']:5.1f}% (test-id)")
+
+
+if __name__ == "__main__":
+    main()
