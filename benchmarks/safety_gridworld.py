@@ -23,12 +23,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from fewshot.eval.evaluation import RECORDS, compare, evaluate_run  # noqa: E402
-from fewshot.provenance import provenance  # noqa: E402
-from fewshot.sweep.driver import SPEC_COPY, run_sweep  # noqa: E402
-from fewshot.sweep.spec import load_spec  # noqa: E402
+from fewshot.eval.evaluation import RECORDS, compare, evaluate_run
+from fewshot.provenance import provenance
+from fewshot.sweep.driver import SPEC_COPY, run_sweep
+from fewshot.sweep.spec import load_spec
 
 FAMILIES = ("lava-world", "lava-crossing")
 LEARNERS = ("trained", "ensemble", "blocked", "blocked-ensemble")

@@ -382,7 +382,8 @@ def test_a_resumed_run_ends_with_the_same_weights_and_buffer_bit_for_bit(cliff, 
     (["--dqn.epsilon_end", "-0.1"], "dqn.epsilon_end must be in [0, 1], got -0.1"),
     (["--dqn.bootstrap_prob", "0"], "dqn.bootstrap_prob must be in (0, 1]"),
     (["--dqn.learning_starts", "20", "--dqn.buffer_size", "10"],
-     "dqn.learning_starts must be in [0, buffer_size = 10], got 20"),
+     "dqn.learning_starts must be at most dqn.buffer_size (10, the transitions the "
+     "buffer keeps), got 20"),
     (["--dqn.block_threshold", "2"], "dqn.block_threshold must be in [0, 1]"),
     (["--family", "point-nav"], "dqn needs Discrete actions; family 'point-nav' has Box"),
 ])

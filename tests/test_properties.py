@@ -40,7 +40,7 @@ def outcome(label: str) -> None:
         event(label)
 
 
-ALGOS = ["maml", "rl2", "ppo", "oracle"]
+ALGOS = ["maml", "rl2", "ppo", "oracle", "dqn"]
 FAMILIES = tasks.names()  # the built-in ones: other test modules register more
 POINT_NAV = tasks.get("point-nav")
 NUMPY_FAMILIES = ["point-nav", "bandit", "guessing-game"]
@@ -155,7 +155,8 @@ def test_bad_imports_are_named(imports):
     assert isinstance(answer, ValueError) and "imports" in str(answer), answer
 
 
-VALID_STRINGS = {"activation": ["tanh", "relu"], "outer": ["trpo", "ppo"]}
+VALID_STRINGS = {"activation": ["tanh", "relu"], "outer": ["trpo", "ppo"],
+                 "catastrophe_outcome": ["catastrophe", "success"]}
 
 
 def valid_value(name: str, kind: typing.Any) -> st.SearchStrategy:
@@ -180,6 +181,9 @@ def valid_configs(draw: st.DrawFn) -> dict:
     hints = typing.get_type_hints(registry.get(algo).config)
     section = {name: draw(valid_value(name, hints[name])) for name in section_fields(algo)
                if draw(st.booleans())}
+    if "buffer_size" in section:  # dqn: no more transitions awaited than the buffer keeps
+        section["learning_starts"] = min(section.get("learning_starts", 1000),
+                                         section["buffer_size"])
     return {"version": 2, "algo": algo, "family": family, "family_options": options,
             "seed": draw(st.integers(0, 2**63 - 1)), "iterations": draw(st.integers(1, 10**9)),
             "horizon": draw(st.none() | st.integers(1, 10**4)),

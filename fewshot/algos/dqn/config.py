@@ -60,8 +60,12 @@ class DQNConfig:
                      "target_update_every", "epsilon_decay_steps", "ensemble_size"):
             value = getattr(self, name)
             require(value >= 1, name, "an integer >= 1", value)
-        require(0 <= self.learning_starts <= self.buffer_size, "learning_starts",
-                f"in [0, buffer_size = {self.buffer_size}]", self.learning_starts)
+        require(self.learning_starts >= 0, "learning_starts", "an integer >= 0",
+                self.learning_starts)
+        # the two fields together: the error names both, whichever of them was set
+        require(self.learning_starts <= self.buffer_size, "learning_starts",
+                f"at most dqn.buffer_size ({self.buffer_size}, the transitions the buffer "
+                f"keeps)", self.learning_starts)
         require(len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes),
                 "hidden_sizes", "a non-empty list of integers >= 1", self.hidden_sizes)
         require(self.activation in ACTIVATIONS, "activation", f"one of {sorted(ACTIVATIONS)}",
