@@ -134,7 +134,7 @@ def main() -> None:
         for learner, by_n in data["learners"].items():
             for n, entry in sorted(by_n.items()):
                 split = entry["test-id"]
-                print(f"{family} {SHOWN[learner]:20s} N={n:4d} seeds={entry['seeds']}: "
+                print(f"{family} {SHOWN[learner]:20s} N={n:4d} seeds={len(entry['seeds'])}: "
                       f"catastrophe {100 * split['catastrophe']['value']:5.1f}%  "
                       f"solved {100 * split['solved']['value']:5.1f}% (test-id)")
 
