@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,6 +128,26 @@ def test_a_sweep_trains_evaluates_and_compares_every_trial(sweep):
     assert sorted(report["learners"]) == ["maml-point-nav inner_lr=0.05",
                                           "maml-point-nav inner_lr=0.1"]
     assert all(len(entry["runs"]) == 2 for entry in report["learners"].values())  # 2 seeds
+
+
+def test_each_run_remembers_the_sweep_and_trial_that_started_it(sweep):
+    for run in (sweep / "runs").iterdir():
+        started_by = json.loads((run / "manifest.json").read_text())["started_by"]
+        assert started_by["trial"] == run.name
+        assert started_by["sweep_command"][0] == sys.executable
+
+
+def test_a_scored_trial_is_done_even_without_its_checkpoint(sweep, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(sweep, out, ignore=shutil.ignore_patterns(".tune", ".lock"))
+    run = sorted((out / "runs").iterdir())[0]
+    (run / "checkpoint.pt").unlink()  # as where a replay buffer is too large to keep
+    rows = (run / "metrics.csv").read_text()
+    assert cli.main(["sweep", str(out / "spec.yaml"), "--out", str(out), "--resume",
+                     "--no-progress"]) == 0
+    assert not (run / "checkpoint.pt").exists() and (run / "metrics.csv").read_text() == rows
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["counts"] == {"evaluated": 4}
 
 
 def test_a_killed_sweep_resumes_to_the_same_checkpoints(sweep, tmp_path):

@@ -157,8 +157,9 @@ def write_manifest(run_dir: Path, **fields: Any) -> None:
     atomic_write_text(Path(run_dir) / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
-def record_resume(run_dir: Path, *, at_iteration: int) -> None:
-    """Add a resume (its provenance and iteration) to the manifest, keeping the rest."""
+def record_resume(run_dir: Path, *, at_iteration: int, **fields: Any) -> None:
+    """Add a resume (its provenance, iteration and `fields`) to the manifest, keeping the
+    rest."""
     path = Path(run_dir) / MANIFEST
     try:
         manifest = json.loads(path.read_text())
@@ -166,5 +167,5 @@ def record_resume(run_dir: Path, *, at_iteration: int) -> None:
         manifest = {"note": f"the manifest was missing or unreadable at iteration "
                             f"{at_iteration}"}
     manifest.setdefault("resumes", []).append({"at_iteration": at_iteration,
-                                               **provenance()})
+                                               **provenance(), **fields})
     atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")

@@ -75,10 +75,13 @@ class Interrupted(KeyboardInterrupt):
 
 
 def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool = True,
-          report: Callable[[dict[str, float]], None] | None = None) -> Any:
+          report: Callable[[dict[str, float]], None] | None = None,
+          started_by: dict[str, Any] | None = None) -> Any:
     """Train `config.algo` on `config.family` in run folder `out`; returns the model.
     `report(row)`, if given, receives each iteration's metrics row once it is logged (a
-    sweep passes them on to Ray Tune).
+    sweep passes them on to Ray Tune). `started_by`, if given, is recorded in the
+    manifest with the provenance of this start or resume (a sweep: its command and trial,
+    as the process itself is a Ray worker).
 
     Settings that cannot work fail before the folder is touched; a second process on the
     same folder is refused (RunFolderBusyError); Ctrl-C stops cleanly (Interrupted), keeping
@@ -110,10 +113,12 @@ def train(config: RunConfig, out: Path, *, resume: bool = False, progress: bool 
             return model
         torch.set_num_threads(config.torch_threads)
         write_config(out, config)  # on resume, the run's iterations may have been extended
+        origin = {"started_by": started_by} if started_by else {}
         if start > 0:
-            record_resume(out, at_iteration=start)
+            record_resume(out, at_iteration=start, **origin)
         else:
-            write_manifest(out, seed=config.seed, family=config.family, algo=config.algo)
+            write_manifest(out, seed=config.seed, family=config.family, algo=config.algo,
+                           **origin)
         run_loop(trainer, model, config, out, start=start, progress=progress, report=report)
     return model
 

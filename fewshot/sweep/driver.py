@@ -68,7 +68,8 @@ def run_locked(spec: Spec, out: Path, *, address: str | None, resume: bool,
                                (("stop_early", spec.stop_early), ("search", spec.search))
                                if section is not None},
               "settings": {**spec.settings.__dict__, "splits": list(spec.settings.splits)},
-              "base": spec.base, "seed": spec.seeds[0], "cpus": spec.cpus_per_trial}
+              "base": spec.base, "seed": spec.seeds[0], "cpus": spec.cpus_per_trial,
+              "sweep_command": [sys.executable, *sys.argv]}
     started_here = not ray.is_initialized()
     # --no-progress: Ray's and Tune's banners and tables are not shown (errors still are)
     quiet = contextlib.ExitStack()

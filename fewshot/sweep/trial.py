@@ -41,11 +41,13 @@ def trial_meta(trial: Trial, common: dict[str, Any]) -> dict[str, Any]:
     """What a worker needs to run one trial. `common` (built by the driver) holds what
     every trial shares: runs (the folder of run folders), learners, tune_metrics (the
     SPEC fields naming the metrics Tune needs in every report, and those names),
+    sweep_command (recorded in each run's manifest),
     settings (EvaluationSettings fields), and for a search base, seed and cpus."""
     return {"name": trial.name, "group": trial.group, "config": trial.config,
             "run_dir": str(Path(common["runs"]) / trial.name),
             "learners": learners_of(common["learners"], trial.config["algo"]),
-            "tune_metrics": common["tune_metrics"], "settings": common["settings"]}
+            "tune_metrics": common["tune_metrics"], "settings": common["settings"],
+            "sweep_command": common["sweep_command"]}
 
 
 def searched_trial(common: dict[str, Any], values: dict[str, Any]) -> Trial:
@@ -75,8 +77,11 @@ def run_trial(tune_config: dict[str, Any]) -> None:
                                  f"its metrics: {sorted(row)}")
         tune.report(row)
 
-    if not finished(run_dir, config.iterations):
-        train_waiting_for_the_lock(config, run_dir, report=report)
+    scored = all(evaluated(run_dir, learner) for learner in spec["learners"])
+    if not scored and not finished(run_dir, config.iterations):  # a scored trial is done,
+        # even where its checkpoint is not kept (a large replay buffer, say)
+        train_waiting_for_the_lock(config, run_dir, report=report, started_by={
+            "sweep_command": spec["sweep_command"], "trial": spec["name"]})
     settings = EvaluationSettings(**{**spec["settings"], "splits": tuple(
         spec["settings"]["splits"])})
     scores: dict[str, float] = {}
@@ -104,12 +109,13 @@ def finished(run_dir: Path, iterations: int) -> bool:
     return int(load_checkpoint(run_dir)["iteration"]) >= iterations
 
 
-def train_waiting_for_the_lock(config: Any, run_dir: Path, *, report: Any) -> None:
+def train_waiting_for_the_lock(config: Any, run_dir: Path, *, report: Any,
+                               started_by: dict[str, Any]) -> None:
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while True:
         try:
             train(config, run_dir, resume=(run_dir / "config.yaml").is_file(),
-                  progress=False, report=report)
+                  progress=False, report=report, started_by=started_by)
             return
         except RunFolderBusyError:
             if time.monotonic() > deadline:
