@@ -92,7 +92,7 @@ def run_locked(spec: Spec, out: Path, *, address: str | None, resume: bool,
     trials = spec.trials or list({t.name: t for t in (
         searched_trial(common, r.config["values"]) for r in results)}.values())
     errors = {trial.name: _error_line(result.error) for trial, result
-              in zip(trials, results_by_trial(spec, trials, results), strict=True)
+              in zip(trials, results_by_trial(trials, results), strict=True)
               if result is not None and result.error is not None}
     summary = summarize(spec, [(t, trial_meta(t, common)) for t in trials], errors, out)
     if spec.search is not None:
@@ -188,7 +188,7 @@ def search_domain(tune: Any, kind: str, args: list) -> Any:
     return tune.choice(args) if kind == "choice" else getattr(tune, kind)(*args)
 
 
-def results_by_trial(spec: Spec, trials: list[Trial], results: Any) -> list[Any]:
+def results_by_trial(trials: list[Trial], results: Any) -> list[Any]:
     """Tune's result of each trial (None if Tune has none), in the order of `trials`."""
     by_name = {Path(result.path).name: result for result in results if result.path}
     return [by_name.get(trial.name) for trial in trials]
@@ -198,7 +198,7 @@ def best_trial(spec: Spec, trials: list[Trial], results: Any) -> dict[str, Any] 
     """The search's best trial by the last value of its metric."""
     metric, sign = spec.search["metric"], 1 if spec.search["mode"] == "max" else -1
     scored = [(result.metrics[metric], trial) for trial, result
-              in zip(trials, results_by_trial(spec, trials, results), strict=True)
+              in zip(trials, results_by_trial(trials, results), strict=True)
               if result is not None and result.metrics and metric in result.metrics]
     if not scored:
         return None
