@@ -42,6 +42,20 @@ def weights(run_dir):
     return dict(named_tensors(load_checkpoint(run_dir)["learner"]))
 
 
+def kill_after_a_checkpoint(spec, folder, out):
+    """Start the sweep in a driver process and kill it (SIGKILL: the driver and the Ray
+    processes it started) once a trial has written a checkpoint."""
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "fewshot.cli", "sweep", str(write_spec(folder, spec)),
+         "--out", str(out), "--no-progress"], start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("runs/*/checkpoint.pt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """The 4-trial sweep, uninterrupted."""
@@ -152,15 +166,7 @@ def test_a_scored_trial_is_done_even_without_its_checkpoint(sweep, tmp_path):
 
 def test_a_killed_sweep_resumes_to_the_same_checkpoints(sweep, tmp_path):
     out = tmp_path / "out"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "fewshot.cli", "sweep", str(write_spec(tmp_path, SPEC)),
-         "--out", str(out), "--no-progress"], start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not list(out.glob("runs/*/checkpoint.pt")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
-    driver.wait()
+    kill_after_a_checkpoint(SPEC, tmp_path, out)
     assert cli.main(["sweep", str(tmp_path / "spec.yaml"), "--out", str(out), "--resume",
                      "--no-progress"]) == 0
     for run in sorted((sweep / "runs").iterdir()):
@@ -257,15 +263,7 @@ def test_a_search_trains_the_settings_optuna_chooses_and_names_the_best(tmp_path
 
 def test_a_killed_search_resumes_its_trials_and_chooses_no_more_than_asked(tmp_path):
     out = tmp_path / "out"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "fewshot.cli", "sweep", str(write_spec(tmp_path, SEARCH)),
-         "--out", str(out), "--no-progress"], start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not list(out.glob("runs/*/checkpoint.pt")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait()
+    kill_after_a_checkpoint(SEARCH, tmp_path, out)
     started = {run.name for run in (out / "runs").iterdir()}
     assert cli.main(["sweep", str(tmp_path / "spec.yaml"), "--out", str(out), "--resume",
                      "--no-progress"]) == 0

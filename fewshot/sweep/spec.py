@@ -219,17 +219,26 @@ def learners_of(learners: list[str] | dict[str, list[str]], algo: str) -> list[s
     return learners.get(algo, ["trained"]) if isinstance(learners, dict) else learners
 
 
+def checked_metric_section(key: str, values: Any, keys: tuple[str, ...],
+                           source: str) -> str:
+    """What stop_early and search share: a mapping with a metric (a metrics.csv column),
+    only its own keys, and a mode; returns the mode."""
+    _require(isinstance(values, dict) and isinstance(values.get("metric"), str),
+             key, f"a mapping with a metric (a metrics.csv column) and "
+             f"{[k for k in keys if k != 'metric']}", values, source)
+    unknown = sorted(set(values) - set(keys), key=str)
+    if unknown:
+        raise SpecError(f"{source}: unknown fields {[f'{key}.{k}' for k in unknown]}; "
+                        f"{key} has {list(keys)}")
+    mode = values.get("mode", "max")
+    _require(mode in ("max", "min"), f"{key}.mode", "max or min", mode, source)
+    return mode
+
+
 def checked_stop_early(values: Any, source: str) -> dict[str, Any] | None:
     if values is None:
         return None
-    _require(isinstance(values, dict) and isinstance(values.get("metric"), str),
-             "stop_early", f"a mapping with a metric (a metrics.csv column) and "
-             f"{list(STOP_EARLY_KEYS[1:])}", values, source)
-    unknown = sorted(set(values) - set(STOP_EARLY_KEYS), key=str)
-    if unknown:
-        raise SpecError(f"{source}: unknown fields {[f'stop_early.{k}' for k in unknown]}")
-    mode = values.get("mode", "max")
-    _require(mode in ("max", "min"), "stop_early.mode", "max or min", mode, source)
+    mode = checked_metric_section("stop_early", values, STOP_EARLY_KEYS, source)
     for name, default in (("grace_period", 1), ("reduction_factor", 2)):
         value = values.get(name, default)
         _require(_is_count(value, low=1 if name == "grace_period" else 2),
@@ -244,18 +253,10 @@ def checked_search(values: Any, grid: dict, sample: dict, seeds: list[int],
                    source: str) -> dict[str, Any] | None:
     if values is None:
         return None
-    _require(isinstance(values, dict) and isinstance(values.get("metric"), str),
-             "search", f"a mapping with a metric (a metrics.csv column) and "
-             f"{[k for k in SEARCH_KEYS if k != 'metric']}", values, source)
-    unknown = sorted(set(values) - set(SEARCH_KEYS), key=str)
-    if unknown:
-        raise SpecError(f"{source}: unknown fields {[f'search.{k}' for k in unknown]}; "
-                        f"search has {list(SEARCH_KEYS)}")
+    mode = checked_metric_section("search", values, SEARCH_KEYS, source)
     algorithm = values.get("algorithm", SEARCH_ALGORITHMS[0])
     _require(algorithm in SEARCH_ALGORITHMS, "search.algorithm",
              f"one of {list(SEARCH_ALGORITHMS)}", algorithm, source)
-    mode = values.get("mode", "max")
-    _require(mode in ("max", "min"), "search.mode", "max or min", mode, source)
     seed = values.get("seed", 0)
     _require(_is_count(seed, low=0), "search.seed", "an integer >= 0", seed, source)
     _require(bool(sample), "sample", "the distributions the search chooses from (a "
