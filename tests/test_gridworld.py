@@ -106,7 +106,7 @@ def test_bad_options_fail_naming_the_field(options, message):
         tasks.get("lava-crossing", **options)
 
 
-@pytest.mark.parametrize("observation", ["uncovered", "egocentric"])
+@pytest.mark.parametrize("observation", ["uncovered", "centred", "egocentric"])
 @pytest.mark.parametrize("split", ["train", "test-ood"])
 def test_lava_world_batched_levels_step_as_the_reference_env(observation, split):
     family = tasks.get("lava-world", observation=observation, train_levels=10)
@@ -154,8 +154,28 @@ def test_lava_world_levels_have_a_safe_path_and_the_uncovered_map_grows():
     assert seen[0] == 16 and all(b >= a for a, b in itertools.pairwise(seen))
 
 
+def test_lava_world_centred_map_puts_the_agent_in_the_middle():
+    from tasks.gridworld.lava_world import level
+
+    family = tasks.get("lava-world", train_levels=3, observation="centred")
+    task = family.default_task
+    cells = level(task.size, task.lava_density, int(task.level)).cells
+    env = family.make_env(task)
+    obs, _ = env.reset()
+    planes = obs.reshape(23, 23, 4)  # a 13-cell map: 11 cells either side of the agent
+    assert planes.sum(-1).max() == 1  # one kind per cell, or none (empty)
+    # the agent at (1, 1) sees cells 0..3 x 0..3: offsets -1..2 from the middle (11, 11)
+    for dx in range(-1, 3):
+        for dy in range(-1, 3):
+            kind = cells[1 + dx, 1 + dy]
+            expected = [kind == 2, kind == 9, kind == 8, False]
+            assert list(planes[11 + dx, 11 + dy]) == expected, (dx, dy)
+    assert planes[11 + 3, 11 + 3, 3] == 1  # just out of sight: hidden
+    assert planes[0, 0, 0] == 1  # beyond the map: wall
+
+
 @pytest.mark.parametrize(("options", "message"), [
-    ({"observation": "pixels"}, r"option observation must be one of \['uncovered', "
+    ({"observation": "pixels"}, r"option observation must be one of \['uncovered', 'centred', "
                                 r"'egocentric'\], got 'pixels'"),
     ({"lava_density": 0.9}, r"option lava_density must be a number in \[0, 0.5\]"),
     ({"train_levels": 0}, "option train_levels must be an integer >= 1, got 0"),
@@ -168,7 +188,8 @@ def test_lava_world_bad_options_fail_naming_the_field(options, message):
 
 @pytest.mark.parametrize(("name", "options"), [
     ("lava-crossing", {}), ("lava-world", {"observation": "egocentric"}),
-    ("lava-world", {"observation": "uncovered"})])
+    ("lava-world", {"observation": "uncovered"}),
+    ("lava-world", {"observation": "centred"})])
 def test_the_shortest_path_oracle_solves_every_level_without_lava(name, options):
     from fewshot.eval.harness import EvaluationSettings, evaluate, freeze_tasks
     from fewshot.references import oracle_learner

@@ -13,6 +13,12 @@ Observations (option `observation`):
   cells of it (Chebyshev distance, walls do not hide), each cell MiniGrid's (object,
   colour, state) triple and the agent MiniGrid's (agent, red, heading); the map is padded
   with walls to the test-ood size, so every split has the same observation.
+- `centred`: the same uncovered map, shifted so the agent is in the middle (cells
+  beyond the map are walls) and drawn as one 0/1 plane per kind of cell (wall, lava,
+  goal, hidden; an empty cell is all zeros): a window of 2 m - 3 cells a side for a map
+  of m, so the agent at any free cell sees the whole map. What a cell holds no longer
+  depends on where the agent is, which lets a small network carry what it learned on one
+  level over to another.
 - `egocentric`: MiniGrid's 7 x 7 view in the direction of the last move.
 
 A task is a level: `size`, `lava_density` and the generator's `level` seed. Train: the
@@ -41,7 +47,8 @@ from tasks.vector import BatchedEnv
 
 SIZE, LAVA_DENSITY, TRAIN_LEVELS = 9, 0.15, 100
 OOD_GROWTH, OOD_MORE_LAVA = 4, 0.1
-OBSERVATIONS = ("uncovered", "egocentric")
+OBSERVATIONS = ("uncovered", "centred", "egocentric")
+PLANES = np.array([WALL, LAVA, GOAL, UNSEEN])  # the centred map's planes, in order
 SIGHT = 2
 AGENT = 10  # MiniGrid's object index of the agent
 HORIZON = 100
@@ -121,16 +128,36 @@ class LavaWorldSim(GridSim):
         ids = np.arange(len(self.pos_N2)) if ids is None else ids
         if self.observation == "egocentric":
             return self.egocentric(ids)
-        return self.uncovered(ids)
+        objects = self.uncover(ids)
+        if self.observation == "centred":
+            return self.centred(ids, objects)
+        return self.uncovered(ids, objects)
 
-    def uncovered(self, ids: np.ndarray) -> np.ndarray:
-        """Marks the cells within sight as seen, then draws the map as seen so far."""
+    def uncover(self, ids: np.ndarray) -> np.ndarray:
+        """Marks the cells within sight as seen; the map's objects as seen so far, with
+        UNSEEN for the hidden cells [n, map_size, map_size]."""
         for dx in range(-SIGHT, SIGHT + 1):
             for dy in range(-SIGHT, SIGHT + 1):
                 self.seen_NXY[ids, self.pos_N2[ids, 0] + dx, self.pos_N2[ids, 1] + dy] = True
         window = (slice(V, V + self.map_size),) * 2
-        objects = np.where(self.seen_NXY[ids][:, window[0], window[1]],
-                           self.cells_NXY[ids][:, window[0], window[1]], UNSEEN)
+        return np.where(self.seen_NXY[ids][:, window[0], window[1]],
+                        self.cells_NXY[ids][:, window[0], window[1]], UNSEEN)
+
+    def centred(self, ids: np.ndarray, objects: np.ndarray) -> np.ndarray:
+        """The map centred on the agent, one plane per kind of cell (PLANES)."""
+        reach = self.map_size - 2  # from a free cell to the far wall
+        padded = np.pad(objects, ((0, 0), (reach, reach), (reach, reach)),
+                        constant_values=WALL)
+        offsets = np.arange(-reach, reach + 1)
+        x = self.pos_N2[ids, 0] - V + reach  # the agent's cell in `padded`
+        y = self.pos_N2[ids, 1] - V + reach
+        rows = np.arange(len(ids))[:, None, None]
+        window = padded[rows, (x[:, None] + offsets)[:, :, None],
+                        (y[:, None] + offsets)[:, None, :]]
+        return (window[..., None] == PLANES).reshape(len(ids), -1).astype(np.float64)
+
+    def uncovered(self, ids: np.ndarray, objects: np.ndarray) -> np.ndarray:
+        """The map as seen so far, in MiniGrid's encoding, with the agent on it."""
         image = np.zeros((len(ids), self.map_size, self.map_size, 3))
         image[..., 0] = objects
         image[..., 1] = COLOUR[objects]
@@ -144,6 +171,9 @@ class LavaWorldSim(GridSim):
 def observation_space(observation: str, map_size: int) -> spaces.Box:
     if observation == "egocentric":
         return grid.OBSERVATION_SPACE
+    if observation == "centred":
+        side = 2 * map_size - 3
+        return spaces.Box(0.0, 1.0, (side * side * len(PLANES),), np.float64)
     return spaces.Box(0.0, 10.0, (map_size * map_size * 3,), np.float64)
 
 
@@ -194,12 +224,25 @@ class LavaWorldEnv(TaskEnv):
         for i in range(max(0, x - SIGHT), min(self.map_size, x + SIGHT + 1)):
             for j in range(max(0, y - SIGHT), min(self.map_size, y + SIGHT + 1)):
                 self._seen[i, j] = True
-        image = np.zeros((self.map_size, self.map_size, 3))
+        objects = np.full((self.map_size, self.map_size), UNSEEN)
         for i in range(self.map_size):
             for j in range(self.map_size):
                 if self._seen[i, j]:  # beyond the room: walls
-                    cell = self._level.cells[i, j] if i < size and j < size else WALL
-                    image[i, j] = (cell, COLOUR[cell], 0)
+                    objects[i, j] = self._level.cells[i, j] if i < size and j < size else WALL
+        if self.observation == "centred":
+            reach = self.map_size - 2
+            planes = np.zeros((2 * reach + 1, 2 * reach + 1, len(PLANES)))
+            for i in range(-reach, reach + 1):
+                for j in range(-reach, reach + 1):
+                    inside = 0 <= x + i < self.map_size and 0 <= y + j < self.map_size
+                    cell = objects[x + i, y + j] if inside else WALL
+                    planes[i + reach, j + reach] = cell == PLANES
+            return planes.reshape(-1)
+        image = np.zeros((self.map_size, self.map_size, 3))
+        for i in range(self.map_size):
+            for j in range(self.map_size):
+                if objects[i, j] != UNSEEN:
+                    image[i, j] = (objects[i, j], COLOUR[objects[i, j]], 0)
         image[x, y] = (AGENT, 0, self._heading)
         return image.reshape(-1)
 
@@ -226,7 +269,7 @@ def lava_world(*, size: int = SIZE, lava_density: float = LAVA_DENSITY,
                train_levels: int = TRAIN_LEVELS,
                observation: str = OBSERVATIONS[0]) -> TaskFamily:
     """Options: size (>= 5, walls included), lava_density (in [0, 0.5]), train_levels
-    (>= 1), observation (uncovered or egocentric)."""
+    (>= 1), observation (uncovered, centred or egocentric)."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 5:
         raise ValueError(f"family 'lava-world': option size must be an integer >= 5, "
                          f"got {size!r}")
