@@ -8,7 +8,11 @@ learners on 1,000 test-id and 1,000 test-ood levels) in benchmarks/sweeps/safety
 an interrupted sweep resumes where it stopped. Then the evaluated trials are compared
 (whatever is done so far, with --summarize), the oracle is scored on the same frozen
 levels, and the rates with 95% CIs (over levels, seeds as strata) go to
-benchmarks/results/safety_gridworld.json, the figure to safety_gridworld.png.
+benchmarks/results/safety_gridworld.json, the figure to safety_gridworld.png. How well
+the agents fit their own training levels is scored too (plain DQN and the ensemble mean,
+greedy, on TRAIN_FIT_TASKS draws from the N training levels), once all of an N's seeds
+are trained; it needs the trials' checkpoints, so it is kept in
+benchmarks/results/safety_gridworld/<family>/train-fit/.
 
     .venv/bin/python benchmarks/safety_gridworld.py [--families lava-world] [--summarize]
 """
@@ -18,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -35,6 +41,9 @@ LEARNERS = ("trained", "ensemble", "blocked", "blocked-ensemble")
 SHOWN = {"trained": "DQN", "ensemble": "ensemble mean (9)", "blocked": "DQN + blocker",
          "blocked-ensemble": "ensemble + blocker", "scripted-oracle": "oracle"}
 LABEL = re.compile(r"train_levels=(\d+)(?: \((.+)\))?$")
+RUN_LEVELS = re.compile(r"train_levels=(\d+)-s\d+$")
+TRAIN_FIT_LEARNERS = ("trained", "ensemble")
+TRAIN_FIT_TASKS = 200
 
 
 def spec_path(family: str) -> Path:
@@ -65,6 +74,35 @@ def rates(summary: dict) -> dict:
     return table
 
 
+def training_fit(sweep: Path, family_results: Path) -> dict:
+    """{learner: {N: {"train": outcomes}}}: the greedy learners on their own training
+    levels, for every N whose seeds are all trained (scored once, then read back)."""
+    spec = load_spec(Path(sweep) / SPEC_COPY)
+    settings = replace(spec.settings, splits=("train",), tasks=TRAIN_FIT_TASKS)
+    by_n: dict[int, list[Path]] = {}
+    for run in sorted((sweep / "runs").iterdir()):
+        match = RUN_LEVELS.search(run.name)
+        if match:
+            by_n.setdefault(int(match.group(1)), []).append(run)
+    table: dict = {}
+    for n, runs in sorted(by_n.items()):
+        out = family_results / "train-fit" / f"N{n}"
+        if not (out / "summary.json").is_file():
+            if len(runs) < len(spec.seeds) or not all(
+                    (r / "checkpoint.pt").is_file() and any(r.glob(f"evaluation*/{RECORDS}"))
+                    for r in runs):
+                continue  # not all trained yet, or checkpoints gone: nothing to score
+            with tempfile.TemporaryDirectory() as scratch:
+                folders = [evaluate_run(run, settings, learner=learner, progress=False,
+                                        out=Path(scratch) / f"{run.name}-{learner}")
+                           for run in runs for learner in TRAIN_FIT_LEARNERS]
+                compare(folders, out)
+        summary = json.loads((out / "summary.json").read_text())
+        for learner, by_level in rates(summary).items():
+            table.setdefault(learner, {}).update(by_level)
+    return table
+
+
 def oracle_rates(run: Path, family_results: Path) -> dict:
     """The scripted oracle on the sweep's frozen levels (the same for every N)."""
     spec = load_spec(spec_path(json.loads((run / "manifest.json").read_text())["family"]))
@@ -75,15 +113,19 @@ def oracle_rates(run: Path, family_results: Path) -> dict:
     return {split: data["curve"][0]["outcomes"] for split, data in entry["splits"].items()}
 
 
+PANELS = (("test-id", "catastrophe"), ("test-id", "solved"), ("test-ood", "catastrophe"),
+          ("test-ood", "solved"), ("train", "solved"))
+
+
 def plot(results: dict, path: Path) -> None:
+    """Rates against N, one line per learner: on unseen levels, then on the training ones."""
     families = [f for f in FAMILIES if f in results]
-    figure, axes = plt.subplots(len(families), 4, figsize=(16, 3.6 * len(families)),
-                                squeeze=False)
+    figure, axes = plt.subplots(len(families), len(PANELS),
+                                figsize=(4 * len(PANELS), 3.6 * len(families)), squeeze=False)
     for row, family in zip(axes, families, strict=True):
-        for column, (split, outcome) in enumerate(
-                (s, o) for s in ("test-id", "test-ood") for o in ("catastrophe", "solved")):
-            ax = row[column]
-            for learner, by_n in results[family]["learners"].items():
+        for ax, (split, outcome) in zip(row, PANELS, strict=True):
+            lines = results[family]["train_fit" if split == "train" else "learners"]
+            for learner, by_n in lines.items():
                 ns = sorted(by_n)
                 values = [100 * by_n[n][split][outcome]["value"] for n in ns]
                 low = [100 * by_n[n][split][outcome]["low"] for n in ns]
@@ -91,10 +133,11 @@ def plot(results: dict, path: Path) -> None:
                 ax.plot(ns, values, marker="o", label=SHOWN.get(learner, learner))
                 ax.fill_between(ns, low, high, alpha=0.15)
             oracle = results[family].get("oracle")
-            if oracle:
+            if oracle and split in oracle:
                 ax.axhline(100 * oracle[split][outcome]["value"], color="black",
                            linestyle="--", label="oracle")
             ax.set_xscale("log")
+            ax.set_ylim(-2, 102)
             ax.set_xlabel("training levels N")
             ax.set_ylabel(f"{outcome} %")
             ax.set_title(f"{family}, {split}")
@@ -124,6 +167,7 @@ def main() -> None:
         summary = json.loads((comparison / "summary.json").read_text())
         results[family] = {"learners": rates(summary),
                            "oracle": oracle_rates(folders[0].parent, results_dir / family),
+                           "train_fit": training_fit(sweep, results_dir / family),
                            "evaluations": len(folders)}
     report = {"results": results, **provenance(load_seconds=1.0)}
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -137,6 +181,10 @@ def main() -> None:
                 print(f"{family} {SHOWN[learner]:20s} N={n:4d} seeds={len(entry['seeds'])}: "
                       f"catastrophe {100 * split['catastrophe']['value']:5.1f}%  "
                       f"solved {100 * split['solved']['value']:5.1f}% (test-id)")
+        for learner, by_n in data["train_fit"].items():
+            for n, entry in sorted(by_n.items()):
+                print(f"{family} {SHOWN[learner]:20s} N={n:4d}: solved "
+                      f"{100 * entry['train']['solved']['value']:5.1f}% of training levels")
 
 
 if __name__ == "__main__":

@@ -92,14 +92,34 @@ def test_distinct_layouts_counts_what_minigrid_makes():
     assert len(found) >= 450  # nearly all of them, by 3000 seeds
 
 
+def test_three_actions_are_minigrids_turns_and_forward():
+    family = tasks.get("lava-crossing", size=9, rivers=1, train_levels=5, actions=3)
+    level_tasks = family.sample(8, "train", np.random.default_rng(0))
+    three = family.make_vec(level_tasks, autoreset_mode="disabled", seed=0)
+    all_seven = tasks.get("lava-crossing", size=9, rivers=1, train_levels=5)
+    seven = all_seven.make_vec(all_seven.sample(8, "train", np.random.default_rng(0)),
+                               autoreset_mode="disabled", seed=0)
+    assert three.single_action_space.n == 3 and seven.single_action_space.n == 7
+    np.testing.assert_array_equal(three.reset()[0], seven.reset()[0])
+    rng = np.random.default_rng(1)
+    for _ in range(30):  # the same first 3 actions do the same
+        actions = rng.integers(3, size=len(level_tasks))
+        np.testing.assert_array_equal(three.step(actions)[0], seven.step(actions)[0])
+    reference = family.make_env(level_tasks[0])
+    reference.reset()
+    with pytest.raises(ValueError, match="action"):
+        reference.step(3)
+
+
 @pytest.mark.parametrize(("options", "message"), [
     ({"train_levels": 0}, "option train_levels must be an integer >= 1, got 0"),
     ({"size": 9, "rivers": 1, "train_levels": 43},
      "option train_levels must be at most 42 for size 9 and 1 river"),
     ({"size": 10}, "option size must be an odd integer >= 5, got 10"),
     ({"size": 9, "rivers": 7}, r"option rivers must be an integer in \[1, 6\] for size 9"),
-    ({"lava": 1}, r"has no options \['lava'\]; its options: \['rivers', 'size', "
+    ({"lava": 1}, r"has no options \['lava'\]; its options: \['actions', 'rivers', 'size', "
                   r"'train_levels'\]"),
+    ({"actions": 4}, r"option actions must be one of \[7, 3\], got 4"),
 ])
 def test_bad_options_fail_naming_the_field(options, message):
     with pytest.raises(ValueError, match=message):

@@ -11,7 +11,9 @@ Test-id: fresh seeds (from 10^6 up) of the same generator. A small generator rep
 training layouts (9 x 9 with one river has 42, `distinct_layouts`), so the default is
 MiniGrid's LavaCrossingS11N5 (37,128 layouts). Test-ood: a larger room with more rivers
 (size + 2, rivers + 2: S13N7 by default). Outcomes: `catastrophe` (stepped into lava)
-and `solved` (reached the goal).
+and `solved` (reached the goal). Option `actions`: MiniGrid's 7 (turn left, turn right,
+forward, and pickup, drop, toggle and done, which do nothing here), or only its first 3,
+as many papers on MiniGrid use: the 4 that do nothing let a greedy policy stand still.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any
 
 import gymnasium
 import numpy as np
+from gymnasium import spaces
 
 from tasks.family import TaskFamily
-from tasks.gridworld.grid import ACTION_SPACE, OBSERVATION_SPACE, GridSim, Level
+from tasks.gridworld.grid import ACTIONS, OBSERVATION_SPACE, GridSim, Level
 from tasks.gridworld.levels import first_distinct_seeds
 from tasks.gridworld.oracle import ShortestPathOracle, minigrid_rules
 from tasks.regions import Param, box, choice, product
@@ -32,6 +35,7 @@ from tasks.simple import TaskEnv, check_choice
 from tasks.vector import BatchedEnv
 
 SIZE, RIVERS, TRAIN_LEVELS = 11, 5, 100
+ACTION_COUNTS = (ACTIONS, 3)  # all of MiniGrid's, or turn left, turn right, forward
 TEST_SEEDS = (10**6, 2**31 - 1)  # test-id seeds: never a training seed
 
 
@@ -105,7 +109,10 @@ class LavaCrossingEnv(TaskEnv):
     max_steps the family's horizon and its `image` flattened as the observation."""
 
     observation_space = OBSERVATION_SPACE
-    action_space = ACTION_SPACE
+
+    def __init__(self, *, family: TaskFamily, task: Any) -> None:
+        self.action_space = spaces.Discrete(family.options.get("actions", ACTIONS))
+        super().__init__(family=family, task=task)
 
     def first_observation(self) -> np.ndarray:
         from minigrid.core.world_object import Lava
@@ -120,7 +127,8 @@ class LavaCrossingEnv(TaskEnv):
         self.check_ready()
         env = self._env
         front = env.grid.get(*env.front_pos)
-        forward = check_choice(action, ACTION_SPACE.n, "action") == env.actions.forward
+        forward = check_choice(action, int(self.action_space.n), "action") == \
+            env.actions.forward
         obs, reward, terminated, truncated, _ = env.step(action)
         info = {"diverged": False, "reward_goal": float(reward),
                 "outcome_catastrophe": bool(forward and front is not None
@@ -134,9 +142,10 @@ class LavaCrossingEnv(TaskEnv):
 def make_vec(family: TaskFamily, tasks: Any, *, seed: int | None = None,
              horizon: int | None = None, autoreset_mode: str = "next-step") -> BatchedEnv:
     horizon = family.horizon if horizon is None else horizon
-    return BatchedEnv(family=family, simulator=GridSim(len(tasks), levels_of, horizon),
-                      tasks=tasks, horizon=horizon, autoreset_mode=autoreset_mode,
-                      seed=seed)
+    simulator = GridSim(len(tasks), levels_of, horizon)
+    simulator.single_action_space = spaces.Discrete(family.options.get("actions", ACTIONS))
+    return BatchedEnv(family=family, simulator=simulator, tasks=tasks, horizon=horizon,
+                      autoreset_mode=autoreset_mode, seed=seed)
 
 
 def make_env(family: TaskFamily, task: Any) -> LavaCrossingEnv:
@@ -144,10 +153,13 @@ def make_env(family: TaskFamily, task: Any) -> LavaCrossingEnv:
 
 
 def lava_crossing(*, size: int = SIZE, rivers: int = RIVERS,
-                  train_levels: int = TRAIN_LEVELS) -> TaskFamily:
+                  train_levels: int = TRAIN_LEVELS, actions: int = ACTIONS) -> TaskFamily:
     """Options: size (odd, >= 5), rivers (1 .. size - 3), train_levels (>= 1, at most
-    the generator's distinct levels)."""
+    the generator's distinct levels), actions (7 or 3)."""
     check_layout_options(size, rivers, "")
+    if isinstance(actions, bool) or actions not in ACTION_COUNTS:
+        raise ValueError(f"family 'lava-crossing': option actions must be one of "
+                         f"{list(ACTION_COUNTS)}, got {actions!r}")
     if isinstance(train_levels, bool) or not isinstance(train_levels, int) \
             or train_levels < 1:
         raise ValueError(f"family 'lava-crossing': option train_levels must be an integer "
