@@ -94,6 +94,8 @@ def training_fit(sweep: Path, family_results: Path) -> dict:
                 continue  # not all trained yet, or checkpoints gone: nothing to score
             with tempfile.TemporaryDirectory() as scratch:
                 folders = [evaluate_run(run, settings, learner=learner, progress=False,
+                                        label=f"train_levels={n}" + (
+                                            "" if learner == "trained" else f" ({learner})"),
                                         out=Path(scratch) / f"{run.name}-{learner}")
                            for run in runs for learner in TRAIN_FIT_LEARNERS]
                 compare(folders, out)
