@@ -40,6 +40,7 @@ FAMILIES = ("lava-world", "lava-crossing")
 LEARNERS = ("trained", "ensemble", "blocked", "blocked-ensemble")
 SHOWN = {"trained": "DQN", "ensemble": "ensemble mean (9)", "blocked": "DQN + blocker",
          "blocked-ensemble": "ensemble + blocker", "scripted-oracle": "oracle"}
+COLOURS = {"trained": "C0", "blocked": "C1", "blocked-ensemble": "C2", "ensemble": "C3"}
 LABEL = re.compile(r"train_levels=(\d+)(?: \((.+)\))?$")
 RUN_LEVELS = re.compile(r"train_levels=(\d+)-s\d+$")
 TRAIN_FIT_LEARNERS = ("trained", "ensemble")
@@ -127,13 +128,13 @@ def plot(results: dict, path: Path) -> None:
     for row, family in zip(axes, families, strict=True):
         for ax, (split, outcome) in zip(row, PANELS, strict=True):
             lines = results[family]["train_fit" if split == "train" else "learners"]
-            for learner, by_n in lines.items():
+            for learner, by_n in sorted(lines.items(), key=lambda item: LEARNERS.index(item[0])):
                 ns = sorted(by_n)
                 values = [100 * by_n[n][split][outcome]["value"] for n in ns]
                 low = [100 * by_n[n][split][outcome]["low"] for n in ns]
                 high = [100 * by_n[n][split][outcome]["high"] for n in ns]
-                ax.plot(ns, values, marker="o", label=SHOWN.get(learner, learner))
-                ax.fill_between(ns, low, high, alpha=0.15)
+                ax.plot(ns, values, marker="o", color=COLOURS[learner], label=SHOWN[learner])
+                ax.fill_between(ns, low, high, color=COLOURS[learner], alpha=0.15)
             oracle = results[family].get("oracle")
             if oracle and split in oracle:
                 ax.axhline(100 * oracle[split][outcome]["value"], color="black",

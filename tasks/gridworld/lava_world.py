@@ -16,9 +16,10 @@ Observations (option `observation`):
 - `centred`: the same uncovered map, shifted so the agent is in the middle (cells
   beyond the map are walls) and drawn as one 0/1 plane per kind of cell (wall, lava,
   goal, hidden; an empty cell is all zeros): a window of 2 m - 3 cells a side for a map
-  of m, so the agent at any free cell sees the whole map. What a cell holds no longer
-  depends on where the agent is, which lets a small network carry what it learned on one
-  level over to another.
+  of m, so the agent at any free cell sees the whole map. Where things are relative to
+  the agent is then the same input on every level, for networks that can use it. (In a
+  pilot on 20 levels, DQN with a 64 x 64 MLP solved about 60% of its training episodes
+  after 300 iterations with `uncovered`, and under 2% with `centred`.)
 - `egocentric`: MiniGrid's 7 x 7 view in the direction of the last move.
 
 A task is a level: `size`, `lava_density` and the generator's `level` seed. Train: the
