@@ -8,6 +8,7 @@ from tasks.bandit import bandit
 from tasks.family import TaskFamily
 from tasks.gridworld.lava_crossing import lava_crossing
 from tasks.gridworld.lava_world import lava_world
+from tasks.gridworld.maze import maze
 from tasks.guessing_game import guessing_game
 from tasks.locomotion import ANT, CHEETAH, locomotion_family
 from tasks.locomotion.dynamics import CrippledLeg, Scaling
@@ -81,4 +82,5 @@ BUILTIN: dict[str, Callable[[], TaskFamily]] = {
     "guessing-game": guessing_game,
     "lava-crossing": lava_crossing,
     "lava-world": lava_world,
+    "maze": maze,
 }
