@@ -140,6 +140,9 @@ def plot(results: dict, path: Path) -> None:
                 ax.axhline(100 * oracle[split][outcome]["value"], color="black",
                            linestyle="--", label="oracle")
             ax.set_xscale("log")
+            levels = sorted({n for by_n in lines.values() for n in by_n})
+            ax.set_xticks(levels, [str(n) for n in levels])
+            ax.minorticks_off()
             ax.set_ylim(-2, 102)
             ax.set_xlabel("training levels N")
             ax.set_ylabel(f"{outcome} %")
