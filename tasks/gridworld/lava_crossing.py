@@ -104,6 +104,11 @@ def levels_of(task: dict[str, np.ndarray]) -> list[Level]:
             in zip(task["size"], task["rivers"], task["level"], strict=True)]
 
 
+def action_space(family: TaskFamily) -> spaces.Discrete:
+    """The family's actions: MiniGrid's first `actions` (option; all 7 by default)."""
+    return spaces.Discrete(family.options.get("actions", ACTIONS))
+
+
 class LavaCrossingEnv(TaskEnv):
     """The single reference env: MiniGrid's own CrossingEnv, on the task's level, with
     max_steps the family's horizon and its `image` flattened as the observation."""
@@ -111,7 +116,7 @@ class LavaCrossingEnv(TaskEnv):
     observation_space = OBSERVATION_SPACE
 
     def __init__(self, *, family: TaskFamily, task: Any) -> None:
-        self.action_space = spaces.Discrete(family.options.get("actions", ACTIONS))
+        self.action_space = action_space(family)
         super().__init__(family=family, task=task)
 
     def first_observation(self) -> np.ndarray:
@@ -143,7 +148,7 @@ def make_vec(family: TaskFamily, tasks: Any, *, seed: int | None = None,
              horizon: int | None = None, autoreset_mode: str = "next-step") -> BatchedEnv:
     horizon = family.horizon if horizon is None else horizon
     simulator = GridSim(len(tasks), levels_of, horizon)
-    simulator.single_action_space = spaces.Discrete(family.options.get("actions", ACTIONS))
+    simulator.single_action_space = action_space(family)
     return BatchedEnv(family=family, simulator=simulator, tasks=tasks, horizon=horizon,
                       autoreset_mode=autoreset_mode, seed=seed)
 
