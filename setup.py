@@ -20,6 +20,7 @@ setup(
         "matplotlib==3.11.2",
         "scipy==1.17.1",
         "minigrid==3.2.0",
+        "scikit-learn==1.9.1",
     ],
     extras_require={
         "sweep": [

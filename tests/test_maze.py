@@ -159,7 +159,7 @@ def test_the_oracle_solves_every_level_along_a_shortest_path(split):
     np.testing.assert_array_equal(solved_at, shortest)
 
 
-def test_walking_back_and_forth_is_looping_once_per_episode():
+def test_walking_back_and_forth_or_bumping_a_wall_is_looping_once_per_episode():
     maze_family = family()
     task = maze_family.default_task
     cells = level(task.size, int(task.level)).cells
@@ -168,21 +168,26 @@ def test_walking_back_and_forth_is_looping_once_per_episode():
     back = (there + 2) % 4
     env = maze_family.make_vec([task, task], autoreset_mode="disabled")
     reference = maze_family.make_env(task)
-    # env 0 walks between the start and a neighbour; env 1 only bumps the wall above
-    # the start, which enters no cell
+    # env 0 walks between the start and a neighbour (its (LOOP_VISITS + 1)-th step into
+    # the neighbour is step 2 LOOP_VISITS + 1); env 1 only bumps the wall above the
+    # start, staying there: the (LOOP_VISITS + 1)-th step ending in the start
     expected = [t == 2 * LOOP_VISITS + 1 for t in range(1, 4 * LOOP_VISITS + 1)]
+    expected_bumps = [t == LOOP_VISITS + 1 for t in range(1, 4 * LOOP_VISITS + 1)]
     for _ in range(2):  # in the next episode the entries count from zero again
         env.reset()
         reference.reset()
-        flags, bumps, reference_flags = [], [], []
+        flags, bumps, reference_flags, reference_bumps = [], [], [], []
+        bumper = maze_family.make_env(task)
+        bumper.reset()
         for t in range(len(expected)):
             move = there if t % 2 == 0 else back
             *_, info = env.step(np.array([move, 0]))
             flags.append(bool(info["outcome_looping"][0]))
             bumps.append(bool(info["outcome_looping"][1]))
             reference_flags.append(reference.step(move)[4]["outcome_looping"])
+            reference_bumps.append(bumper.step(0)[4]["outcome_looping"])
         assert flags == expected == reference_flags
-        assert not any(bumps)
+        assert bumps == expected_bumps == reference_bumps
 
 
 @pytest.mark.parametrize(("options", "message"), [

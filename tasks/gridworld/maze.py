@@ -17,10 +17,11 @@ cells at least half as far from the start, along the maze, as the farthest one.
 |             | default sizes)                                                           |
 
 Outcomes: `solved` (reached the goal) and `looping`, flagged once per episode at the
-step where the agent enters one cell for the (LOOP_VISITS + 1)-th time; bumping into a
-wall enters no cell. A walk that keeps one hand on a wall enters each cell at most as
-many times as the cell has open sides (at most 4), so it never loops; a Markov policy
-that repeats a wrong turn forever does. The episode goes on after `looping`.
+step that leaves the agent in one cell for the (LOOP_VISITS + 1)-th time: every step
+ends in a cell, the one entered or, bumping into a wall, the one the agent stays in. The
+shortest path never loops. A deterministic Markov policy that does not reach the goal
+repeats one cycle of cells (or one bump into a wall) until the horizon, so it is flagged
+within LOOP_VISITS + 1 rounds of it. The episode goes on after `looping`.
 
 A task is a level: its `size` and the generator's `level` seed. Train: the first
 `train_levels` seeds whose levels differ, seed s with the (s mod k)-th of the k odd
@@ -53,7 +54,7 @@ MIN_SIZE, MAX_SIZE, TRAIN_LEVELS = 7, 11, 200
 OOD_GROWTH = 4  # test-ood sizes: the odd sizes in (max_size, max_size + OOD_GROWTH]
 PLANES = np.array([WALL, GOAL, AGENT])  # the observation's planes, in order (MiniGrid's
 AGENT_PLANE = 2                         # object indices; no cell holds the agent's)
-LOOP_VISITS = 4  # entering one cell more often than this in an episode is `looping`
+LOOP_VISITS = 4  # ending more steps than this in one cell in an episode is `looping`
 # a walk along one wall crosses each of the F - 1 joins between neighbouring free cells of
 # a maze (F free cells) at most twice, so it reaches the goal of any maze of the family
 # within the horizon
@@ -124,7 +125,7 @@ def observation_space(map_size: int) -> spaces.Box:
 
 class MazeSim(GridSim):
     """GridSim with compass moves, the whole map as the observation and the `looping`
-    outcome (entries into each cell counted per episode)."""
+    outcome (the steps ending in each cell counted per episode)."""
 
     single_action_space = spaces.Discrete(len(MOVES))
     turn = LavaWorldSim.turn  # the same compass moves: the heading becomes the move's
@@ -155,9 +156,8 @@ class MazeSim(GridSim):
         return super().reset(ids, rngs)
 
     def step(self, action_N: np.ndarray, active_N: np.ndarray) -> SimStep:
-        before_N2 = self.pos_N2.copy()
         out = super().step(action_N, active_N)
-        rows = np.flatnonzero((self.pos_N2 != before_N2).any(axis=1))  # entered a cell
+        rows = np.flatnonzero(active_N)
         x, y = self.pos_N2[rows, 0], self.pos_N2[rows, 1]
         self.entries_NXY[rows, x, y] += 1
         looping_N = np.zeros(len(action_N), dtype=bool)
@@ -199,12 +199,11 @@ class MazeEnv(TaskEnv):
         self._steps += 1
         target = (self._pos[0] + int(MOVES[move][0]), self._pos[1] + int(MOVES[move][1]))
         cell = self._level.cells[target]
-        looping = False
         if cell != WALL:
             self._pos = target
-            self._entries[target] = self._entries.get(target, 0) + 1
-            looping = self._entries[target] > LOOP_VISITS and not self._looped
-            self._looped = self._looped or looping
+        self._entries[self._pos] = self._entries.get(self._pos, 0) + 1
+        looping = self._entries[self._pos] > LOOP_VISITS and not self._looped
+        self._looped = self._looped or looping
         solved = bool(cell == GOAL)
         reward = 1.0 - 0.9 * self._steps / self.family.horizon if solved else 0.0
         info = {"diverged": False, "reward_goal": reward, "outcome_solved": solved,
