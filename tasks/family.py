@@ -164,6 +164,19 @@ class TaskFamily:
         values = region.sample(int(n), self._param, rng, stratify_by=discrete if cover else ())
         return [self.task_from_dict({k: v[i] for k, v in values.items()}) for i in range(n)]
 
+    def finite_tasks(self, split: str) -> list[Task]:
+        """Every task of a split that is a finite set of points (training levels, training
+        images), one per point of its region, in the region's order. Raises if the split
+        has a range of values (its tasks cannot be listed)."""
+        region = self.region(split)
+        for box in region.boxes:
+            ranged = sorted(n for n, interval in box.items() if not interval.is_point)
+            if ranged:
+                raise ValueError(f"family {self.name!r}: split {split!r} is not a finite set "
+                                 f"of tasks; it has a range of {ranged}")
+        return [self.task_from_dict({n: interval.lo for n, interval in box.items()})
+                for box in region.boxes]
+
     def region(self, split: str) -> Region:
         if not isinstance(split, str) or split not in self.splits:
             raise ValueError(f"family {self.name!r} has no split {short_repr(split)}; its splits "
@@ -249,7 +262,9 @@ class TaskFamily:
         if self.env_id in gymnasium.registry:
             if self.options:
                 options["family_options"] = dict(self.options)
-            return gymnasium.make(self.env_id, task=task, **options)
+            # the registered TimeLimit is the default options' horizon, not necessarily ours
+            return gymnasium.make(self.env_id, task=task, max_episode_steps=self.horizon,
+                                  **options)
         env = self._build_env(task, **options)
         return gymnasium.wrappers.TimeLimit(env, max_episode_steps=self.horizon)
 

@@ -18,6 +18,7 @@ from torch.func import functional_call
 
 from fewshot.collect.collector import Action, Trials
 from fewshot.collect.spec import EnvSpec
+from fewshot.maths.distributions import max_combined_log_probs
 from fewshot.nn.actor_critic import ActorCritic
 from fewshot.nn.ensemble import Ensemble
 from fewshot.nn.policy import distribution, log_prob, sample_action
@@ -70,10 +71,16 @@ def per_task_distribution(policy: nn.Module, params: Sequence[Mapping[str, torch
 class ActorCriticAgent:
     """An actor-critic over trials (RL²'s recurrent one, or a Markov one). Each step it
     records the policy's input, its hidden state before the step and the critic's value
-    (extras "inputs", "state", "value"), which a PPO update replays."""
+    (extras "inputs", "state", "value"), which a PPO update replays.
 
-    def __init__(self, policy: ActorCritic) -> None:
-        self.policy = policy
+    It samples its actions; with greedy=True it takes the most likely choice (Discrete)
+    or the Gaussian's mean (Box) instead: the deterministic policy an MDP's optimum is.
+    """
+
+    def __init__(self, policy: ActorCritic, *, greedy: bool = False) -> None:
+        if not isinstance(greedy, bool):
+            raise ValueError(f"ActorCriticAgent: greedy must be true or false, got {greedy!r}")
+        self.policy, self.greedy = policy, greedy
         self.dtype = next(policy.parameters()).dtype
         self.discrete = policy.discrete
         self.generator = torch.Generator()
@@ -94,7 +101,8 @@ class ActorCriticAgent:
                              self.task_NP)
         state_NH = self.hidden_NH
         head_1NA, value_1N, self.hidden_NH = policy(x_NI[None], state_NH)
-        act = policy.sample(head_1NA[0], self.generator)
+        act = (policy.most_likely(head_1NA[0]) if self.greedy
+               else policy.sample(head_1NA[0], self.generator))
         return Action(act, policy.log_prob(head_1NA[0], act),
                       {"inputs": x_NI, "state": state_NH, "value": value_1N[0]})
 
@@ -113,9 +121,14 @@ class EnsembleAgent:
     mode "mean": act with the ensemble's mean distribution (Discrete: the mean of the
     members' probabilities; Box: the mean of their Gaussian means, with the members' mean
     standard deviation). mode "member": trial n acts with member n % M throughout.
+    mode "max" (Discrete only): act with pi_max(a|s), proportional to the largest of the
+    members' probabilities of a (`max_combined_log_probs`), LEEP's test-time policy.
+    Each step also records every member's logits (extras "logits", [N, M, A], Discrete),
+    and what a PPO update of the acting members replays: "inputs", an empty "state", and
+    "value" (the acting member's in mode "member", else the members' mean).
     """
 
-    MODES = ("mean", "member")
+    MODES = ("mean", "member", "max")
 
     def __init__(self, ensemble: Ensemble, *, mode: str = "mean") -> None:
         if mode not in self.MODES:
@@ -123,6 +136,8 @@ class EnsembleAgent:
                              f"{mode!r}")
         if ensemble.module.memory:
             raise ValueError("EnsembleAgent runs Markov actor-critics (no memory)")
+        if mode == "max" and not ensemble.module.discrete:
+            raise ValueError("EnsembleAgent: mode 'max' needs Discrete choices")
         self.ensemble, self.mode = ensemble, mode
         self.discrete = ensemble.module.discrete
         self.dtype = ensemble.stacked[0].dtype
@@ -139,12 +154,20 @@ class EnsembleAgent:
         head_M1NA, value_M1N, _ = self.ensemble(x_NI[None], x_NI.new_zeros(N, 0))
         head_MNA, value_MN = head_M1NA[:, 0], value_M1N[:, 0]
         rows = torch.arange(N)
+        extras = {"values": value_MN.T, "inputs": x_NI, "state": x_NI.new_zeros(N, 0),
+                  "value": (value_MN[self.member_N, rows] if self.mode == "member"
+                            else value_MN.mean(0))}
         if self.discrete:
             probs_MNA = torch.softmax(head_MNA, -1)
-            probs_NA = probs_MNA.mean(0) if self.mode == "mean" else probs_MNA[self.member_N,
-                                                                               rows]
+            if self.mode == "max":
+                probs_NA = max_combined_log_probs(head_MNA).exp()
+            elif self.mode == "mean":
+                probs_NA = probs_MNA.mean(0)
+            else:
+                probs_NA = probs_MNA[self.member_N, rows]
             act = torch.multinomial(probs_NA, 1, generator=self.generator)[:, 0]
             logp_N = torch.log(probs_NA[rows, act])
+            extras["logits"] = head_MNA.transpose(0, 1)
         else:
             log_std_MA = self.ensemble.params()["log_std"]
             if self.mode == "mean":
@@ -154,7 +177,7 @@ class EnsembleAgent:
                 mean_NA, log_std_NA = head_MNA[self.member_N, rows], log_std_MA[self.member_N]
             act = sample_action(mean_NA, log_std_NA, self.generator)
             logp_N = log_prob(mean_NA, log_std_NA, act)
-        return Action(act, logp_N, {"values": value_MN.T})
+        return Action(act, logp_N, extras)
 
     def observe(self, act: torch.Tensor, rew_N: np.ndarray, ended_N: np.ndarray,
                 valid_N: np.ndarray) -> None:

@@ -9,6 +9,7 @@ episode); RL² uses J = 1 and E > 1.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -54,6 +55,23 @@ class Batch:
             elif isinstance(value, dict):
                 changes[f.name] = {name: x[:, cols] for name, x in value.items()}
         return replace(self, **changes, tasks=[self.tasks[k]])
+
+    def trials(self, cols: Sequence[int]) -> Batch:
+        """Trials (columns) `cols`, in that order, as a Batch of one trial per task."""
+        cols = list(cols)
+        if not cols or not all(0 <= c < self.num_trials for c in cols):
+            raise ValueError(f"trials: columns must be a non-empty list in [0, "
+                             f"{self.num_trials}), got {cols}")
+        index = torch.tensor(cols)
+        changes: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor):
+                changes[f.name] = value[:, index]
+            elif isinstance(value, dict):
+                changes[f.name] = {name: x[:, index] for name, x in value.items()}
+        return replace(self, **changes, tasks=[self.tasks[c // self.trials_per_task]
+                                               for c in cols], trials_per_task=1)
 
     # Per episode ----------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import tasks
 from fewshot.checks import short_repr
 from tasks.resources import refuse_unless_fits
 
@@ -66,6 +67,17 @@ def check_task_sets(family: Any, task_sets: Mapping[str, Sequence[Any]]) -> None
                     "evaluate on it anyway")
 
 
+def same_options(family: Any, stored: Any) -> bool:
+    """Whether options stored with tasks name the family's: an option the family gained
+    after they were written counts at its default (what such tasks were made with)."""
+    try:
+        defaults = {o.name: o.default for o in tasks.options(family.name).values()}
+    except ValueError:  # a family built directly, not registered
+        defaults = {}
+    return (isinstance(stored, Mapping)
+            and {**defaults, **stored} == {**defaults, **dict(family.options)})
+
+
 def task_sets_from_json(family: Any, data: Any, *, source: str) -> dict[str, list[Any]]:
     """Task sets from parsed JSON ({"family": ..., "sets": {name: [task, ...]}}); errors
     name the source and the offending set and task."""
@@ -80,7 +92,7 @@ def task_sets_from_json(family: Any, data: Any, *, source: str) -> dict[str, lis
     if "family" in data and data["family"] != family.name:
         raise ValueError(f"{source}: its tasks are of family {short_repr(data['family'])}, "
                          f"the run's family is {family.name!r}")
-    if "family_options" in data and data["family_options"] != dict(family.options):
+    if "family_options" in data and not same_options(family, data["family_options"]):
         raise ValueError(f"{source}: its tasks are of {family.name!r} with options "
                          f"{short_repr(data['family_options'])}, the run's family has "
                          f"{dict(family.options)}")

@@ -44,6 +44,10 @@ class ActorCritic(nn.Module):
             return torch.multinomial(torch.softmax(head_NA, -1), 1, generator=generator)[:, 0]
         return sample_action(head_NA, self.log_std.expand_as(head_NA), generator)
 
+    def most_likely(self, head_NA: torch.Tensor) -> torch.Tensor:
+        """The distribution's mode: the most likely choice [N], or the Gaussian's mean."""
+        return head_NA.argmax(-1) if self.discrete else head_NA
+
     def log_prob(self, head: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """log pi(act), one per step: head [..., A], act [...] or [..., A]."""
         if self.discrete:

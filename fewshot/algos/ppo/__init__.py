@@ -33,11 +33,12 @@ def markov_builder(*, sees_task: bool):
 
 RL2 = registry.register(registry.Algorithm(
     name="rl2", config=RL2Config, build=build_rl2, trainer=PPOTrainer,
-    learners={"trained": learners.trained},
+    learners={"trained": learners.trained, "greedy": learners.greedy},
     doc="RL²: a GRU actor-critic trained by PPO over trials; adapts by memory"))
 MULTI_TASK_PPO = registry.register(registry.Algorithm(
     name="ppo", config=MarkovPPOConfig, build=markov_builder(sees_task=False),
-    trainer=PPOTrainer, learners={"trained": learners.trained, "finetune": learners.finetune},
+    trainer=PPOTrainer, learners={"trained": learners.trained, "greedy": learners.greedy,
+              "finetune": learners.finetune},
     doc="multi-task PPO: a Markov policy across the training tasks, no adaptation"))
 ORACLE = registry.register(registry.Algorithm(
     name="oracle", config=MarkovPPOConfig, build=markov_builder(sees_task=True),

@@ -1,6 +1,7 @@
 """What the PPO-trained runs offer the harness: the trained actor-critic over one trial
-("trained"; RL² adapts by memory, the Markov baselines do not), and a ppo run's policy
-fine-tuned by PPO on the episodes seen ("finetune")."""
+("trained"; RL² adapts by memory, the Markov baselines do not), the same taking its most
+likely choice instead of sampling ("greedy"), and a ppo run's policy fine-tuned by PPO on
+the episodes seen ("finetune")."""
 
 from __future__ import annotations
 
@@ -23,20 +24,21 @@ class TrialAdapter:
     one go. RL² carries its hidden state across them (its only way to adapt); the Markov
     baselines (ppo, oracle) do not adapt, so their curves are flat."""
 
-    def __init__(self, *, name: str, learner: PPO) -> None:
-        self.name, self.learner = name, learner
+    def __init__(self, *, name: str, learner: PPO, greedy: bool = False) -> None:
+        self.name, self.learner, self.greedy = name, learner, greedy
 
     def start(self, family: Any, tasks: Sequence[Any], *,
               horizon: int | None = None) -> _TrialAdaptation:
-        return _TrialAdaptation(self.learner, family, list(tasks), horizon)
+        return _TrialAdaptation(ActorCriticAgent(self.learner.policy, greedy=self.greedy),
+                                family, list(tasks), horizon)
 
 
 class _TrialAdaptation:
     block = ALL_AT_ONCE
 
-    def __init__(self, learner: PPO, family: Any, tasks: list[Any],
+    def __init__(self, agent: ActorCriticAgent, family: Any, tasks: list[Any],
                  horizon: int | None) -> None:
-        self.learner, self.family, self.tasks, self.horizon = learner, family, tasks, horizon
+        self.agent, self.family, self.tasks, self.horizon = agent, family, tasks, horizon
         self.started = False
 
     def run_block(self, count: int, seed: int) -> Episodes:
@@ -45,9 +47,8 @@ class _TrialAdaptation:
         self.started = True
         collector = Collector(family=self.family, num_envs=len(self.tasks),
                               horizon=self.horizon)
-        return Episodes.from_batch(collector.collect(
-            ActorCriticAgent(self.learner.policy), self.tasks, episodes_per_trial=count,
-            seed=seed))
+        return Episodes.from_batch(collector.collect(self.agent, self.tasks,
+                                                     episodes_per_trial=count, seed=seed))
 
 
 class FinetuneAdapter:
@@ -93,6 +94,12 @@ class _FinetuneAdaptation:
 def trained(learner: PPO, config: PPOSettings, *, name: str) -> TrialAdapter:
     """The trained actor-critic: RL² adapts by memory, ppo and oracle do not."""
     return TrialAdapter(name=name, learner=learner)
+
+
+def greedy(learner: PPO, config: PPOSettings, *, name: str) -> TrialAdapter:
+    """The trained actor-critic taking its most likely choice (or its Gaussian's mean)
+    at every step: the deterministic policy an MDP's optimum is."""
+    return TrialAdapter(name=name, learner=learner, greedy=True)
 
 
 def finetune(learner: PPO, config: PPOSettings, *, name: str,

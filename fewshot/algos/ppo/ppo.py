@@ -23,6 +23,7 @@ from torch import nn
 
 from fewshot.algos.ppo.config import PPOSettings
 from fewshot.collect import Batch
+from fewshot.maths.distributions import categorical_kl
 from fewshot.maths.returns import ReturnScale, discounted_returns, gae, masked_mean, normalize
 from fewshot.nn.actor_critic import ActorCritic
 
@@ -78,9 +79,21 @@ class PPO:
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
         self.return_scale = ReturnScale()
 
-    def update(self, batch: Batch, generator: torch.Generator) -> dict[str, float]:
-        """PPO epochs over minibatches of trials (or windows); `generator` orders them."""
+    def update(self, batch: Batch, generator: torch.Generator, *,
+               anchor_logp_TNA: torch.Tensor | None = None,
+               anchor_coef: float = 0.0) -> dict[str, float]:
+        """PPO epochs over minibatches of trials (or windows); `generator` orders them.
+
+        anchor_logp_TNA: optionally, log-probabilities [T, N, A] of a fixed policy over
+        the Discrete choices at the batch's steps; the loss then adds `anchor_coef` times
+        the mean KL(pi(.|s) || anchor(.|s)) over the valid steps, pulling pi towards it
+        (LEEP's regulariser towards its ensemble's combined policy). The anchor is data:
+        no gradient flows into whatever produced it.
+        """
         cfg = self.config
+        anchored = anchor_logp_TNA is not None
+        if anchored and not self.policy.discrete:
+            raise ValueError("PPO.update: an anchor policy needs Discrete choices")
         if cfg.scale_rewards:
             self.return_scale.update(discounted_returns(batch.rew_TN.double(), batch.valid_TN,
                                                         cfg.gamma), batch.valid_TN)
@@ -90,27 +103,29 @@ class PPO:
             adv_TN = normalize(adv_TN, batch.valid_TN)
         sequences, start_MH = replay_sequences(
             {"inputs": batch.extras["inputs"], "act": batch.act_TN, "logp": batch.logp_TN,
-             "valid": batch.valid_TN, "adv": adv_TN.float(), "target": target_TN.float()},
+             "valid": batch.valid_TN, "adv": adv_TN.float(), "target": target_TN.float(),
+             **({"anchor": anchor_logp_TNA.detach()} if anchored else {})},
             batch.extras["state"], window=self.bptt_window)
         M = start_MH.shape[0]
         size = max(1, M // cfg.minibatches)
         sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0,
-                "clip_fraction": 0.0}
+                "clip_fraction": 0.0, **({"anchor_kl": 0.0} if anchored else {})}
         count = 0
         for _ in range(cfg.ppo_epochs):
             order = torch.randperm(M, generator=generator)
             for first in range(0, M, size):
                 chosen = order[first:first + size]
                 stats = self._minibatch_step({k: v[:, chosen] for k, v in sequences.items()},
-                                             start_MH[chosen])
+                                             start_MH[chosen], anchor_coef)
                 for key, value in stats.items():
                     sums[key] += value
                 count += 1
         return {key: value / count for key, value in sums.items()}
 
-    def _minibatch_step(self, seq: dict[str, torch.Tensor], start_MH: torch.Tensor
-                        ) -> dict[str, float]:
-        """One clipped-objective step on sequences [L, M, ...] replayed from start_MH."""
+    def _minibatch_step(self, seq: dict[str, torch.Tensor], start_MH: torch.Tensor,
+                        anchor_coef: float) -> dict[str, float]:
+        """One clipped-objective step on sequences [L, M, ...] replayed from start_MH
+        (plus anchor_coef x the KL to seq["anchor"], when there is one)."""
         cfg = self.config
         valid_LM, adv_LM = seq["valid"], seq["adv"]
         head_LMA, value_LM, _ = self.policy(seq["inputs"], start_MH)
@@ -123,6 +138,12 @@ class PPO:
         value_loss = masked_mean((value_LM - seq["target"]) ** 2, valid_LM)
         entropy = masked_mean(self.policy.entropy(head_LMA), valid_LM)
         loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+        extra = {}
+        if "anchor" in seq:
+            anchor_kl = masked_mean(categorical_kl(torch.log_softmax(head_LMA, -1),
+                                                   seq["anchor"]), valid_LM)
+            loss = loss + anchor_coef * anchor_kl
+            extra["anchor_kl"] = float(anchor_kl.detach())
         self.optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
@@ -133,7 +154,7 @@ class PPO:
         return {"policy_loss": float(policy_loss.detach()),
                 "value_loss": float(value_loss.detach()),
                 "entropy": float(entropy.detach()), "approx_kl": float(approx_kl),
-                "clip_fraction": float(clip_fraction)}
+                "clip_fraction": float(clip_fraction), **extra}
 
     def copy_for_finetuning(self) -> PPO:
         """The same policy and reward scale (the critic's values are in its units), a new

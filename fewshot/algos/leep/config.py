@@ -1,0 +1,27 @@
+"""LEEP's settings (`leep:` in a run's config.yaml, `--leep.<field>` flags): multi-task
+PPO's, plus the ensemble's size and the weight of its members' pull towards pi_max."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fewshot.algos.ppo.config import MarkovPPOConfig
+from fewshot.checks import require
+
+
+@dataclass
+class LEEPConfig(MarkovPPOConfig):
+    """An ensemble of Markov actor-critics, each trained by PPO on its own bootstrap
+    resample of the training tasks and pulled towards the ensemble's combined policy
+    pi_max. `meta_batch_size` and `episodes_per_task` are per member."""
+
+    members: int = 4
+    """Policies in the ensemble (n)."""
+    kl_coef: float = 1.0
+    """Weight (alpha) of each member's KL(pi_i || pi_max) in its loss; 0 trains n
+    independent PPO policies on their bootstrap resamples."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.members >= 1, "members", "an integer >= 1", self.members)
+        require(self.kl_coef >= 0, "kl_coef", ">= 0", self.kl_coef)
