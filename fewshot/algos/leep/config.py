@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fewshot.algos.ppo.config import MarkovPPOConfig
+from fewshot.algos.ppo import MarkovPPOConfig
 from fewshot.checks import require
 
 

@@ -25,8 +25,7 @@ import copy
 import numpy as np
 
 from fewshot.algos.leep.config import LEEPConfig
-from fewshot.algos.ppo import markov_builder
-from fewshot.algos.ppo.ppo import PPO
+from fewshot.algos.ppo import PPO, markov_builder
 from fewshot.collect import EnvSpec
 from fewshot.nn.ensemble import Ensemble
 
