@@ -89,6 +89,25 @@ def test_compare_refuses_evaluations_on_different_tasks(run_dir, tmp_path):
     assert not (tmp_path / "c").exists()
 
 
+def test_compare_leaves_out_a_split_whose_tasks_differ_and_names_it(run_dir, tmp_path):
+    # runs trained on different levels share their test splits, not their train split
+    run = fresh_copy(run_dir, tmp_path)
+    assert cli.main(["evaluate", str(run), *SMALL]) == 0
+    assert cli.main(["evaluate", str(run), *SMALL, "--learner", "scripted-oracle"]) == 0
+    frozen_path = run / "evaluation-scripted-oracle" / "tasks.json"
+    frozen = json.loads(frozen_path.read_text())
+    frozen["splits"]["test-ood"] = frozen["splits"]["test-ood"][:1]  # other tasks there
+    frozen_path.write_text(json.dumps(frozen))
+    out = tmp_path / "c"
+    assert cli.main(["compare", str(run), str(run / "evaluation-scripted-oracle"),
+                     "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["info"]["splits_left_out"] == ["test-ood"]
+    assert {row["split"] for row in summary["probability_of_improvement"]} == {"test-id"}
+    assert all(list(entry["splits"]) == ["test-id"] for entry in summary["learners"].values())
+    assert list(json.loads((out / "tasks.json").read_text())["splits"]) == ["test-id"]
+
+
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="is not a run folder"):
         cli.main(["evaluate", str(tmp_path), *SMALL])

@@ -190,22 +190,30 @@ def load_evaluation(path: Path) -> tuple[Records, dict[str, Any], dict[str, Any]
 def compare(paths: Sequence[Path], out: Path) -> Path:
     """Put several evaluations side by side: one table, one figure, paired statistics.
 
-    Evaluations with the same learner label are pooled as runs of one learner. All must
-    have been run on the same frozen tasks (same family, --eval-seed and --tasks).
+    Evaluations with the same learner label are pooled as runs of one learner. They are
+    compared on the splits all of them were scored on with the same frozen tasks (same
+    family, --eval-seed and --tasks); a split whose tasks differ between them (the train
+    split of runs trained on different levels) is left out, and named in the summary's
+    info as "splits_left_out". With no such split in common, compare refuses.
     """
     if len(paths) < 2:
         raise ValueError(f"compare needs at least two evaluations, got {len(paths)}")
     loaded = [load_evaluation(Path(p)) for p in paths]
     check_writable(out)
     first_path, (_, first_tasks, _) = paths[0], loaded[0]
+    shared = list(first_tasks["splits"])
     for path, (_, frozen, _) in zip(paths[1:], loaded[1:], strict=True):
-        common = set(frozen["splits"]) & set(first_tasks["splits"])
-        if (frozen["family"] != first_tasks["family"] or not common
-                or any(frozen["splits"][s] != first_tasks["splits"][s] for s in common)):
+        shared = [s for s in shared_splits(first_tasks, frozen) if s in shared]
+        if not shared:
             raise ValueError(f"{path} and {first_path} were evaluated on different tasks "
                              f"({frozen['family']} seed {frozen['seed']} against "
-                             f"{first_tasks['family']} seed {first_tasks['seed']}); evaluate "
-                             "both with the same --eval-seed and --tasks")
+                             f"{first_tasks['family']} seed {first_tasks['seed']}), or share "
+                             "none with the others; evaluate all with the same --eval-seed "
+                             "and --tasks")
+    left_out = sorted({s for _, frozen, _ in loaded for s in frozen["splits"]} - set(shared))
+    loaded = [(records.where_in("split", shared), frozen, info)
+              for records, frozen, info in loaded]
+    first_tasks = {**first_tasks, "splits": {s: first_tasks["splits"][s] for s in shared}}
     records = loaded[0][0]
     for extra, _, _ in loaded[1:]:
         records = records.concat(extra)
@@ -214,12 +222,20 @@ def compare(paths: Sequence[Path], out: Path) -> Path:
     if twice:
         raise ValueError(f"the same learner and run appear in several evaluations: {twice}; "
                          "give one of them another --label")
-    summary = {"info": {"evaluations": [str(p) for p in paths], **provenance()},
+    summary = {"info": {"evaluations": [str(p) for p in paths],
+                        **({"splits_left_out": left_out} if left_out else {}), **provenance()},
                "learners": report.summarize(records),
                "probability_of_improvement": improvements(records)}
     write_folder(Path(out), records=records, summary=summary, frozen=first_tasks,
                  title=f"{first_tasks['family']}: " + " vs ".join(records.unique("learner")))
     return Path(out)
+
+
+def shared_splits(first: dict[str, Any], other: dict[str, Any]) -> list[str]:
+    """The splits two frozen task sets hold with the same tasks."""
+    if first["family"] != other["family"]:
+        return []
+    return [s for s in first["splits"] if other["splits"].get(s) == first["splits"][s]]
 
 
 def improvements(records: Records) -> list[dict[str, Any]]:

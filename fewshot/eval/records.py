@@ -70,6 +70,11 @@ class Records:
             keep &= self.columns[name] == value
         return Records({name: values[keep] for name, values in self.columns.items()})
 
+    def where_in(self, name: str, values: Iterable[object]) -> Records:
+        """The rows whose column `name` holds one of `values`."""
+        keep = np.isin(self.columns[name], list(values))
+        return Records({column: data[keep] for column, data in self.columns.items()})
+
     def unique(self, name: str) -> list:
         """The column's distinct values, in order of first appearance."""
         values = self.columns[name]
