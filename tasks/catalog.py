@@ -7,6 +7,7 @@ from collections.abc import Callable
 from tasks.bandit import bandit
 from tasks.family import TaskFamily
 from tasks.gridworld.lava_crossing import lava_crossing
+from tasks.gridworld.lava_jump import lava_jump
 from tasks.gridworld.lava_world import lava_world
 from tasks.gridworld.maze import maze
 from tasks.guessing_game import guessing_game
@@ -83,4 +84,5 @@ BUILTIN: dict[str, Callable[[], TaskFamily]] = {
     "lava-crossing": lava_crossing,
     "lava-world": lava_world,
     "maze": maze,
+    "lava-jump": lava_jump,
 }

@@ -18,7 +18,8 @@ from tasks.point_nav import PointNavSim
 
 NAMES = tasks.names()
 GRID_NAMES = ("lava-crossing", "lava-world")  # episodes end at the goal or in lava
-NUMPY_NAMES = ("point-nav", "bandit", "guessing-game", "maze", *GRID_NAMES)  # numpy, not MuJoCo
+NUMPY_NAMES = ("point-nav", "bandit", "guessing-game", "maze", "lava-jump",  # numpy, not MuJoCo
+               *GRID_NAMES)
 MUJOCO_NAMES = [n for n in NAMES if n not in NUMPY_NAMES]
 DISCRETE_NAMES = [n for n in NAMES if isinstance(tasks.get(n).make_env().action_space,
                                                  gymnasium.spaces.Discrete)]

@@ -183,5 +183,5 @@ def test_a_split_the_family_does_not_declare_is_refused():
 def test_the_oracle_exists_only_where_the_right_answer_is_known():
     with pytest.raises(ValueError, match="family 'cheetah-vel' declares no scripted oracle; "
                        r"families with one: \['point-nav', 'lava-crossing', 'lava-world', "
-                       r"'maze'\]"):
+                       r"'maze', 'lava-jump'\]"):
         oracle_learner(tasks.get("cheetah-vel"), name="oracle")

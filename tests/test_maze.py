@@ -194,9 +194,11 @@ def test_walking_back_and_forth_or_bumping_a_wall_is_looping_once_per_episode():
     ({"min_size": 4}, "option min_size must be an odd integer >= 5, got 4"),
     ({"min_size": 8}, "option min_size must be an odd integer >= 5, got 8"),
     ({"min_size": "7"}, "option min_size must be an odd integer >= 5, got '7'"),
-    ({"max_size": 12}, r"option max_size must be an odd integer >= min_size \(7\), got 12"),
+    ({"max_size": 12}, "option max_size must be an odd integer >= 5, got 12"),
     ({"min_size": 9, "max_size": 7},
-     r"option max_size must be an odd integer >= min_size \(9\), got 7"),
+     "option min_size must be <= option max_size, got min_size=9 and max_size=7"),
+    ({"min_size": 13}, "option min_size must be <= option max_size, got min_size=13 and "
+                       "max_size=11"),
     ({"train_levels": 0}, "option train_levels must be an integer >= 1, got 0"),
     ({"train_levels": True}, "option train_levels must be an integer >= 1, got True"),
     ({"min_size": 5, "max_size": 5, "train_levels": 40},

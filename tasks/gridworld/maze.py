@@ -232,7 +232,10 @@ def maze(*, min_size: int = MIN_SIZE, max_size: int = MAX_SIZE,
     """Options: min_size and max_size (the training mazes' sizes, walls included: odd,
     5 <= min_size <= max_size), train_levels (>= 1)."""
     check_size(min_size, "min_size", 5, "5")
-    check_size(max_size, "max_size", min_size, f"min_size ({min_size})")
+    check_size(max_size, "max_size", 5, "5")
+    if max_size < min_size:
+        raise ValueError(f"family 'maze': option min_size must be <= option max_size, got "
+                         f"min_size={min_size} and max_size={max_size}")
     if isinstance(train_levels, bool) or not isinstance(train_levels, int) \
             or train_levels < 1:
         raise ValueError(f"family 'maze': option train_levels must be an integer >= 1, "
