@@ -22,7 +22,7 @@ from torch.func import functional_call
 import tasks
 from fewshot import cli
 from fewshot.algos.leep.config import LEEPConfig
-from fewshot.algos.leep.leep import LEEP, bootstrap_resamples
+from fewshot.algos.leep.leep import PolicyEnsemble, bootstrap_resamples
 from fewshot.algos.ppo.config import MarkovPPOConfig
 from fewshot.algos.ppo.ppo import PPO
 from fewshot.checks import ConfigError
@@ -465,11 +465,12 @@ def test_a_resumed_leep_run_equals_an_uninterrupted_one_and_its_model_loads(tmp_
     assert metrics_rows(whole) == metrics_rows(split)
     assert {"anchor_kl", "return_member2"} <= set(metrics_rows(whole)[0])
     config, model = load_run(split)
-    assert isinstance(model, LEEP) and len(model.members) == 3
+    assert isinstance(model, PolicyEnsemble) and len(model.members) == 3
     for m, member in enumerate(model.members):
         for name, tensor in member.policy.state_dict().items():
             assert torch.equal(tensor, b["learner"]["members"][m]["policy"][name]), (m, name)
-    fewer = LEEP(LEEPConfig(members=2, hidden_sizes=[16]), env_spec(config.family_object()))
+    fewer = PolicyEnsemble(LEEPConfig(members=2, hidden_sizes=[16]),
+                           env_spec(config.family_object()))
     with pytest.raises(ValueError, match="the checkpoint has 3 members, the config 2"):
         fewer.load_state_dict(model.state_dict())
     # its "trained" learner is pi_max, scored by the harness
@@ -530,3 +531,55 @@ def test_the_ppo_greedy_learner_is_deterministic_where_the_sampled_one_is_not(tm
         lengths = records["greedy", 0].where(task=task)["length"]
         assert len(lengths) == 3 * 2 and (lengths == lengths[0]).all()
     assert not np.array_equal(records["trained", 0]["length"], records["trained", 1]["length"])
+
+
+# The plain ensemble: independent PPO policies on all the training tasks --------------------
+
+def test_an_ensemble_in_mode_draw_acts_with_one_drawn_member_per_trial():
+    family = small_maze()
+    ensemble = markov_ensemble(family, members=3)
+    collector = Collector(family=family, num_envs=24, horizon=6)
+    levels = family.finite_tasks("train")
+    batch = collector.collect(EnsembleAgent(ensemble, mode="draw"), levels * 4, seed=2)
+    heads_MTNA = member_heads(ensemble, batch.extras["inputs"])
+    logp_MTN = torch.log_softmax(heads_MTNA, -1).gather(
+        -1, batch.act_TN[None, ..., None].expand(3, -1, -1, 1))[..., 0]
+    valid = batch.valid_TN
+    drawn = []
+    for n in range(24):  # the one member whose log-probs are the trial's, at every step
+        fits = [m for m in range(3) if torch.allclose(
+            logp_MTN[m, valid[:, n], n], batch.logp_TN[valid[:, n], n], atol=1e-6)]
+        assert len(fits) == 1, (n, fits)
+        drawn.append(fits[0])
+        torch.testing.assert_close(batch.extras["value"][:, n],
+                                   batch.extras["values"][:, n, fits[0]])
+    assert set(drawn) == {0, 1, 2} and drawn != [n % 3 for n in range(24)]
+    again = collector.collect(EnsembleAgent(ensemble, mode="draw"), levels * 4, seed=2)
+    assert torch.equal(again.act_TN, batch.act_TN)
+
+
+def test_the_plain_ensemble_trains_independent_members_on_any_family(tmp_path):
+    # point-nav: Box actions and a ranged train split, which leep refuses
+    out = tmp_path / "ensemble"
+    assert cli.main(["train", "--algo", "ensemble", "--family", "point-nav", "--iterations",
+                     "2", "--ensemble.members", "3", "--ensemble.meta_batch_size", "2",
+                     "--ensemble.episodes_per_task", "2", "--ensemble.hidden_sizes", "[8]",
+                     "--out", str(out), "--no-progress"]) == 0
+    row = metrics_rows(out)[-1]
+    assert "anchor_kl" not in row and {f"return_member{m}" for m in range(3)} <= set(row)
+    config, model = load_run(out)
+    weights = [m.policy.actor[0].weight for m in model.members]
+    assert not torch.equal(weights[0], weights[1])  # each its own initial weights
+    _, trainer = make_trainer(config)
+    assert trainer.resamples_ML is None
+    tasks_N = trainer.member_tasks(0)  # fresh draws of the train split for each member
+    assert len(set(tasks_N)) == 3 * 2 and all(
+        config.family_object().split_of(t)[0] == "train" for t in tasks_N)
+    settings = EvaluationSettings(splits=("test-id",), episodes=0, tasks=3, trials=2)
+    for learner in ("trained", "member"):
+        folder = evaluate_run(out, settings, learner=learner, progress=False,
+                              out=tmp_path / f"evaluation-{learner}")
+        records, _, _ = load_evaluation(folder)
+        assert len(records) == 3 * 2
+    with pytest.raises(ValueError, match="learner 'max' is not one that runs of ensemble offer"):
+        evaluate_run(out, settings, learner="max", progress=False, out=tmp_path / "e")

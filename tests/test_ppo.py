@@ -296,7 +296,7 @@ def test_an_rl2_run_is_evaluated_and_has_no_non_adaptive_policy(tmp_path):
     assert cli.main(["evaluate", str(run), *small, "--learner", "ucb1"]) == 0
     assert (run / "evaluation" / "records.csv.gz").is_file()
     assert (run / "evaluation-ucb1" / "records.csv.gz").is_file()
-    with pytest.raises(SystemExit, match="'non-adaptive' is not one a rl2 run offers"):
+    with pytest.raises(SystemExit, match="'non-adaptive' is not one that runs of rl2 offer"):
         cli.main(["evaluate", str(run), *small, "--learner", "non-adaptive"])
 
 
@@ -401,5 +401,5 @@ def test_finetune_updates_a_copy_per_trial_and_leaves_the_trained_policy_alone(t
     assert (out / "evaluation-finetune" / "records.csv.gz").is_file()
     rl2_run = tmp_path / "rl2"
     assert cli.main([*RL2_TINY, "--iterations", "1", "--out", str(rl2_run)]) == 0
-    with pytest.raises(SystemExit, match="'finetune' is not one a rl2 run offers"):
+    with pytest.raises(SystemExit, match="'finetune' is not one that runs of rl2 offer"):
         cli.main(["evaluate", str(rl2_run), *small, "--learner", "finetune"])

@@ -122,7 +122,7 @@ def test_a_reference_takes_no_learner_options_and_an_unknown_kind_is_named():
     with pytest.raises(ValueError, match="learner random of a maml run takes no option "
                                          "episodes_per_step; its options: none"):
         reference("random", "bandit", episodes_per_step=2)
-    with pytest.raises(ValueError, match=r"learner 'best' is not one a maml run offers; "
+    with pytest.raises(ValueError, match=r"learner 'best' is not one that runs of maml offer; "
                                          r"choose from \['trained', 'non-adaptive', 'random', "
                                          r"'scripted-oracle', 'ucb1', 'thompson'"):
         reference("best", "bandit")

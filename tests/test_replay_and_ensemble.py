@@ -422,7 +422,8 @@ def test_an_ensemble_acting_by_its_mean_takes_the_mean_of_its_members_probabilit
 
 
 def test_an_ensemble_agent_refuses_memory_and_unknown_modes():
-    with pytest.raises(ValueError, match=r"mode must be one of \['mean', 'member', 'max'\]"):
+    with pytest.raises(ValueError,
+                       match=r"mode must be one of \['mean', 'member', 'draw', 'max'\]"):
         EnsembleAgent(_markov_ensemble(tasks.get("bandit")), mode="vote")
     recurrent = Ensemble(lambda: RecurrentActorCritic(obs_size=1, action_size=5, discrete=True,
                                                       hidden_size=4), 2)

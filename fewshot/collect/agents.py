@@ -120,15 +120,16 @@ class EnsembleAgent:
 
     mode "mean": act with the ensemble's mean distribution (Discrete: the mean of the
     members' probabilities; Box: the mean of their Gaussian means, with the members' mean
-    standard deviation). mode "member": trial n acts with member n % M throughout.
+    standard deviation). mode "member": trial n acts with member n % M throughout. mode
+    "draw": each trial acts with one member throughout, drawn uniformly when it starts.
     mode "max" (Discrete only): act with pi_max(a|s), proportional to the largest of the
     members' probabilities of a (`max_combined_log_probs`), LEEP's test-time policy.
     Each step also records every member's logits (extras "logits", [N, M, A], Discrete),
     and what a PPO update of the acting members replays: "inputs", an empty "state", and
-    "value" (the acting member's in mode "member", else the members' mean).
+    "value" (the acting member's in modes "member" and "draw", else the members' mean).
     """
 
-    MODES = ("mean", "member", "max")
+    MODES = ("mean", "member", "draw", "max")
 
     def __init__(self, ensemble: Ensemble, *, mode: str = "mean") -> None:
         if mode not in self.MODES:
@@ -146,7 +147,9 @@ class EnsembleAgent:
     def begin(self, trials: Trials, seed: int) -> None:
         self.generator.manual_seed(seed)
         self.task_NP = trials.task_NP
-        self.member_N = torch.arange(trials.num_trials) % self.ensemble.members
+        self.member_N = (torch.randint(self.ensemble.members, (trials.num_trials,),
+                                       generator=self.generator) if self.mode == "draw"
+                         else torch.arange(trials.num_trials) % self.ensemble.members)
 
     def act(self, obs_NO: torch.Tensor) -> Action:
         module, N = self.ensemble.module, obs_NO.shape[0]
@@ -155,7 +158,7 @@ class EnsembleAgent:
         head_MNA, value_MN = head_M1NA[:, 0], value_M1N[:, 0]
         rows = torch.arange(N)
         extras = {"values": value_MN.T, "inputs": x_NI, "state": x_NI.new_zeros(N, 0),
-                  "value": (value_MN[self.member_N, rows] if self.mode == "member"
+                  "value": (value_MN[self.member_N, rows] if self.mode in ("member", "draw")
                             else value_MN.mean(0))}
         if self.discrete:
             probs_MNA = torch.softmax(head_MNA, -1)
@@ -163,7 +166,7 @@ class EnsembleAgent:
                 probs_NA = max_combined_log_probs(head_MNA).exp()
             elif self.mode == "mean":
                 probs_NA = probs_MNA.mean(0)
-            else:
+            else:  # one member per trial
                 probs_NA = probs_MNA[self.member_N, rows]
             act = torch.multinomial(probs_NA, 1, generator=self.generator)[:, 0]
             logp_N = torch.log(probs_NA[rows, act])

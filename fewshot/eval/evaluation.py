@@ -70,7 +70,7 @@ def make_learner(kind: str, config: RunConfig, model: Any, *, label: str,
     elif kind in registry.reference_names():
         factory, args = registry.reference(kind).make, (config.family_object(),)
     else:
-        raise ValueError(f"learner {kind!r} is not one a {config.algo} run offers; choose "
+        raise ValueError(f"learner {kind!r} is not one that runs of {config.algo} offer; choose "
                          f"from {learner_kinds(config)}")
     takes = [name for name, p in inspect.signature(factory).parameters.items()
              if p.kind == inspect.Parameter.KEYWORD_ONLY and name != "name"]

@@ -15,7 +15,8 @@ is as sure as they are. At test time the agent acts with pi_max.
 
 The members are n Markov actor-critics, each its own `PPO` learner (the same update as
 the `ppo` algorithm, with its optimizer); `ensemble()` stacks their weights into one
-`Ensemble` that runs them together when collecting and at evaluation.
+`Ensemble` that runs them together when collecting and at evaluation. The plain
+`ensemble` algorithm is the same model trained without the bootstrap and the pull.
 """
 
 from __future__ import annotations
@@ -24,17 +25,17 @@ import copy
 
 import numpy as np
 
-from fewshot.algos.leep.config import LEEPConfig
+from fewshot.algos.leep.config import EnsembleConfig, LEEPConfig
 from fewshot.algos.ppo import PPO, markov_builder
 from fewshot.collect import EnvSpec
 from fewshot.nn.ensemble import Ensemble
 
 
-class LEEP:
+class PolicyEnsemble:
     """n PPO learners of Markov actor-critics, and their combined policy."""
 
-    def __init__(self, config: LEEPConfig, spec: EnvSpec) -> None:
-        if not spec.discrete:
+    def __init__(self, config: LEEPConfig | EnsembleConfig, spec: EnvSpec) -> None:
+        if isinstance(config, LEEPConfig) and not spec.discrete:
             raise ValueError("leep: pi_max combines probabilities of Discrete choices; this "
                              "family's actions are continuous (Box)")
         build = markov_builder(sees_task=False)
