@@ -200,6 +200,9 @@ class QAgent:
     probability that a choice ends in a catastrophe at the next step. Choices with a
     probability above `threshold` are blocked (`allowed_choices`): the agent takes the best
     allowed choice by Q, and its random steps draw among the allowed choices.
+
+    Each step records every member's state value, its largest Q-value over the choices
+    (extras "values", [N, M]), for predictions from the ensemble's disagreement.
     """
 
     def __init__(self, ensemble: Ensemble, *, member: int | str = "mean",
@@ -225,18 +228,22 @@ class QAgent:
         self.member_N = torch.randint(self.ensemble.members, (trials.num_trials,),
                                       generator=self.generator)
 
-    def q_values(self, obs_NO: torch.Tensor) -> torch.Tensor:
-        """The Q-values [N, A] the agent acts on."""
+    def q_values(self, obs_NO: torch.Tensor, q_MNA: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        """The Q-values [N, A] the agent acts on; q_MNA, every member's Q-values on obs_NO,
+        if already computed."""
         if isinstance(self.member, int):
             return functional_call(self.ensemble.module, self.ensemble.member(self.member),
                                    (obs_NO,))
-        q_MNA = self.ensemble(obs_NO)
+        if q_MNA is None:
+            q_MNA = self.ensemble(obs_NO)
         if self.member == "mean":
             return q_MNA.mean(0)
         return q_MNA[self.member_N, torch.arange(obs_NO.shape[0])]
 
     def act(self, obs_NO: torch.Tensor) -> Action:
-        q_NA = self.q_values(obs_NO)
+        q_MNA = self.ensemble(obs_NO)
+        q_NA = self.q_values(obs_NO, q_MNA)
         allowed_NA = torch.ones_like(q_NA, dtype=torch.bool)
         if self.blocker is not None:
             allowed_NA = allowed_choices(torch.sigmoid(self.blocker(obs_NO)), self.threshold)
@@ -245,7 +252,7 @@ class QAgent:
             explore_N = torch.rand(act_N.shape, generator=self.generator) < self.epsilon
             random_N = torch.multinomial(allowed_NA.double(), 1, generator=self.generator)[:, 0]
             act_N = torch.where(explore_N, random_N, act_N)
-        return Action(act_N)
+        return Action(act_N, extras={"values": q_MNA.amax(-1).T})
 
     def observe(self, act: torch.Tensor, rew_N: np.ndarray, ended_N: np.ndarray,
                 valid_N: np.ndarray) -> None:
