@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import sys
 from pathlib import Path
 
@@ -88,6 +89,41 @@ def evaluate_command(args: argparse.Namespace) -> int:
     print((out / REPORT).read_text())
     print(f"evaluation folder: {out}")
     return 0
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    from fewshot.eval.catastrophes import PREDICTION, PredictionSettings, predict_run
+    from fewshot.eval.prediction import GRID
+
+    grid = weight_grid(args.alphas, args.betas) if args.alphas or args.betas else GRID
+    settings = PredictionSettings(split=args.split, tasks=args.tasks, trials=args.trials,
+                                  seed=args.eval_seed, windows=tuple(args.windows),
+                                  grid=grid, resamples=args.resamples)
+    out = predict_run(Path(args.run_dir), settings, learner=args.learner,
+                      out=args.out and Path(args.out))
+    for entry in json.loads((out / PREDICTION).read_text())["predictions"]:
+        auc = entry["auc"]
+        shown = ("no AUC: one class only" if auc is None else
+                 f"AUC {auc['value']:.3f} [{auc['low']:.3f}, {auc['high']:.3f}]")
+        print(f"window {entry['window']:3d}  alpha {entry['alpha']:5g}  beta "
+              f"{entry['beta']:4g}  positives {entry['positives']:6d} of "
+              f"{entry['positives'] + entry['negatives']:6d}  {shown}")
+    print(f"prediction folder: {out}")
+    return 0
+
+
+def weight_grid(alphas: list[float], betas: list[float]) -> tuple[tuple[float, float], ...]:
+    """Every (alpha, beta) of the two lists but (0, 0), one per direction: U and c U
+    (c > 0) rank the steps alike, so (0, 2) adds nothing to (0, 1)."""
+    grid, directions = [], set()
+    for alpha in alphas:
+        for beta in betas:
+            norm = (alpha * alpha + beta * beta) ** 0.5
+            direction = norm and (round(alpha / norm, 9), round(beta / norm, 9))
+            if direction and direction not in directions:
+                directions.add(direction)
+                grid.append((alpha, beta))
+    return tuple(grid)
 
 
 def compare_command(args: argparse.Namespace) -> int:
@@ -218,6 +254,42 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_import(evaluate)
     evaluate.set_defaults(run=evaluate_command)
+
+    predict = commands.add_parser(
+        "predict", help="predict catastrophes from an ensemble's disagreement (ROC, AUC)",
+        description="Play a run's ensemble learner on a frozen split, one episode per trial, "
+        "and score U = alpha * mean + beta * std of its members' values against a "
+        "catastrophe within W steps: ROC curves and AUCs with bootstrap CIs over levels. "
+        "Writes prediction.json and roc.png.")
+    predict.add_argument("run_dir", help="a run folder of an ensemble (ensemble, leep, dqn "
+                         "with ensemble_size > 1)")
+    predict.add_argument("--learner", default="trained",
+                         help="the run's learner that acts (default: trained)")
+    predict.add_argument("--split", default="test-id",
+                         help="declared split to freeze tasks from (default: test-id)")
+    predict.add_argument("--tasks", type=positive_int, default=100, metavar="M",
+                         help="frozen tasks (levels) of the split (default: 100)")
+    predict.add_argument("--trials", type=positive_int, default=1,
+                         help="episodes per task (default: 1)")
+    predict.add_argument("--windows", type=int, nargs="+", default=[1, 10], metavar="W",
+                         help="a step is positive when a catastrophe follows within W steps "
+                         "(default: 1 10)")
+    predict.add_argument("--alphas", type=float, nargs="+", default=None,
+                         help="weights of the members' mean value in U = alpha * mean + "
+                         "beta * std; low values warn, so useful alphas are <= 0")
+    predict.add_argument("--betas", type=float, nargs="+", default=None,
+                         help="weights of their std; every (alpha, beta) but (0, 0) is "
+                         "scored, one per direction (default: the pairs -1,0 -1,0.5 -1,1 "
+                         "-1,2 0,1)")
+    predict.add_argument("--resamples", type=positive_int, default=2000,
+                         help="bootstrap resamples of the levels (default: 2000)")
+    predict.add_argument("--eval-seed", type=non_negative_int, default=0,
+                         help="seed of the frozen tasks, the noise and the bootstrap "
+                         "(default: 0)")
+    predict.add_argument("--out", default=None,
+                         help="prediction folder (default: RUN_DIR/prediction-LEARNER-SPLIT)")
+    add_import(predict)
+    predict.set_defaults(run=predict_command)
 
     sweep = commands.add_parser(
         "sweep", help="train and score many runs (grid, samples, seeds) on Ray Tune",

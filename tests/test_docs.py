@@ -45,7 +45,8 @@ DOC_FILES = sorted(DOCS.glob("*.md"))
 FENCE = re.compile(r"```(\w*)\n(.*?)```", re.S)
 EXCERPT = re.compile(r"# ([\w/.-]+\.py)\n")
 NAMED_FILE = re.compile(r"# ([\w.-]+\.yaml)\n")
-COMMANDS = ("families", "algorithms", "demo", "rollouts", "evaluate", "compare", "sweep")
+COMMANDS = ("families", "algorithms", "demo", "rollouts", "evaluate", "compare", "predict",
+            "sweep")
 # flags that no longer exist, named once, in training.md's note on the old layout
 REMOVED = ("--meta_batch_size", "--episodes_per_task", "--hidden_sizes", "--activation",
            "--gamma", "--gae_lambda", "--ppo.episodes_per_trial")

@@ -19,6 +19,7 @@ from sklearn.metrics import roc_auc_score
 from torch.func import functional_call
 
 import tasks
+from fewshot import cli
 from fewshot.collect import Collector, env_spec
 from fewshot.collect.agents import EnsembleAgent, QAgent, UniformAgent
 from fewshot.eval.prediction import (
@@ -280,3 +281,68 @@ def test_bad_windows_grids_and_batches_are_refused_by_name(ensemble_batch, lava_
         predict_catastrophes(replace(ensemble_batch, episodes_per_trial=2))
     with pytest.raises(ValueError, match=r"an AUC needs positive and negative steps"):
         auc_estimate(np.ones((2, 2)), np.zeros((2, 2)), np.ones((2, 2)), np.arange(2))
+
+
+# fewshot predict -----------------------------------------------------------------------
+
+ENSEMBLE_RUN = ["--family", "lava-world", "--family_options.train_levels", "5",
+                "--iterations", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "ensemble-lava-world-s0"
+    assert cli.main(["train", "--algo", "ensemble", *ENSEMBLE_RUN, "--ensemble.members", "3",
+                     "--ensemble.meta_batch_size", "2", "--ensemble.episodes_per_task", "2",
+                     "--ensemble.hidden_sizes", "[8]", "--out", str(out)]) == 0
+    return out
+
+
+def test_predict_plays_the_frozen_split_and_writes_the_scores_and_the_figure(ensemble_run,
+                                                                             capsys):
+    args = ["predict", str(ensemble_run), "--tasks", "12", "--trials", "2", "--windows", "1",
+            "4", "--alphas", "-1", "0", "--betas", "0", "1", "3", "--resamples", "20"]
+    assert cli.main(args) == 0
+    folder = ensemble_run / "prediction-trained-test-id"
+    assert f"prediction folder: {folder}" in capsys.readouterr().out
+    written = json.loads((folder / "prediction.json").read_text())
+    assert (folder / "roc.png").is_file()
+    info, predictions = written["info"], written["predictions"]
+    assert info["episodes"] == 24 and info["settings"]["windows"] == [1, 4]
+    # (0, 0) dropped, and (0, 3) ranks the steps as (0, 1) does
+    pairs = [(-1.0, 0.0), (-1.0, 1.0), (-1.0, 3.0), (0.0, 1.0)]
+    assert [(p["window"], p["alpha"], p["beta"]) for p in predictions] == [
+        (w, *pair) for w in (1, 4) for pair in pairs]
+    # window 1: exactly one positive step per catastrophe
+    assert predictions[0]["positives"] == info["catastrophes"] > 0
+    assert predictions[4]["positives"] >= predictions[0]["positives"]
+    # the same seed plays the same episodes and draws the same intervals
+    assert cli.main([*args, "--out", str(ensemble_run / "again")]) == 0
+    again = json.loads((ensemble_run / "again" / "prediction.json").read_text())
+    assert again["predictions"] == predictions
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--windows", "0"], "windows"),
+    (["--alphas", "0", "--betas", "0"], "grid"),
+    (["--learner", "best"], "learner 'best' is not one that runs of ensemble offer"),
+    (["--learner", "random"], "needs an ensemble's values"),
+    (["--split", "valid"], r"does not declare the splits \['valid'\]"),
+])
+def test_predict_refuses_what_it_cannot_score_naming_it(ensemble_run, tmp_path, args,
+                                                        message):
+    out = tmp_path / "p"
+    with pytest.raises(SystemExit, match=message):
+        cli.main(["predict", str(ensemble_run), "--tasks", "4", "--resamples", "5",
+                  "--out", str(out), *args])
+    assert not out.exists()
+
+
+def test_predict_refuses_a_family_without_catastrophes(tmp_path):
+    out = tmp_path / "ppo-maze"
+    assert cli.main(["train", "--algo", "ppo", "--family", "maze", "--family_options.min_size",
+                     "5", "--family_options.max_size", "5", "--family_options.train_levels",
+                     "2", "--iterations", "1", "--ppo.meta_batch_size", "2",
+                     "--ppo.episodes_per_task", "1", "--no-progress", "--out", str(out)]) == 0
+    with pytest.raises(SystemExit, match="needs a family with a `catastrophe` outcome"):
+        cli.main(["predict", str(out), "--tasks", "2"])
