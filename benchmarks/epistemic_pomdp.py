@@ -47,8 +47,9 @@ SECOND = {"maze": ("looping", "looping %"), "guessing-game": ("length", "guesses
 SHOWN = {("ppo", "greedy"): "PPO (greedy)", ("ppo", "trained"): "PPO (sampled)",
          ("rl2", "trained"): "RL²", ("leep", "trained"): "LEEP"}
 ORDER = list(SHOWN.values())
-BASELINE = "PPO (greedy)"
-CHALLENGERS = ("LEEP", "RL²", "PPO (sampled)")
+# (challenger, baseline): the paired P(challenger > baseline) reported
+PAIRS = (("LEEP", "PPO (greedy)"), ("RL²", "PPO (greedy)"), ("PPO (sampled)", "PPO (greedy)"),
+         ("LEEP", "PPO (sampled)"), ("RL²", "PPO (sampled)"))
 LABEL = re.compile(r"^(?P<algo>\w+)-\S+ (?P<knob>\w+)=(?P<n>\d+)(?: \((?P<learner>.+)\))?$")
 SPLITS = ("train", "test-id", "test-ood")
 
@@ -85,8 +86,8 @@ def mean_length(records: Records, label: str, split: str) -> dict[str, float]:
 
 
 def table_of(comparison: Path) -> dict:
-    """{learner: {split: {return, <outcomes>, length}}} and the paired P(A > B) of A in
-    CHALLENGERS over the baseline, from one comparison folder."""
+    """{learner: {split: {return, <outcomes>, length}}} and the paired P(A > B) of each
+    of PAIRS, from one comparison folder."""
     summary = json.loads((comparison / "summary.json").read_text())
     records = Records.read_csv(comparison / RECORDS)
     learners: dict = {}
@@ -102,9 +103,9 @@ def table_of(comparison: Path) -> dict:
     for pair in summary["probability_of_improvement"]:
         a, b = parse(pair["a"])[0], parse(pair["b"])[0]
         value = {k: pair[k] for k in ("value", "low", "high")}
-        if b == BASELINE and a in CHALLENGERS:
+        if (a, b) in PAIRS:
             pass
-        elif a == BASELINE and b in CHALLENGERS:  # P(B > A) = 1 - P(A > B)
+        elif (b, a) in PAIRS:  # P(B > A) = 1 - P(A > B)
             a, b = b, a
             value = {"value": 1 - value["value"], "low": 1 - value["high"],
                      "high": 1 - value["low"]}
@@ -148,8 +149,9 @@ def plot(results: dict, path: Path) -> None:
             ax.set_xlabel("training levels" if family == "maze" else "training images")
             ax.set_ylabel(unit)
             ax.set_title(f"{family}, {split}")
-        row[0].legend(fontsize=8)
-    figure.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="upper center", ncol=len(ORDER))
+    figure.tight_layout(rect=(0, 0, 1, 0.94))
     figure.savefig(path, dpi=110)
 
 
