@@ -24,8 +24,11 @@ from fewshot.collect import Collector, env_spec
 from fewshot.collect.agents import EnsembleAgent, QAgent, UniformAgent
 from fewshot.eval.prediction import (
     GRID,
+    Steps,
     auc_estimate,
     bootstrap_aucs,
+    mean_auc,
+    predict,
     predict_catastrophes,
     risk_scores,
     roc,
@@ -182,6 +185,50 @@ def test_resamples_with_a_single_class_are_skipped():
     assert used == aucs.size
 
 
+# Several runs on the same levels ------------------------------------------------------
+
+def example_steps(seed: int) -> Steps:
+    """fixed_example as a step record: window 1's positives are the catastrophes."""
+    values_TNM, label_TN, valid_TN, level_N = fixed_example(seed)
+    return Steps(mu_TN=values_TNM.mean(-1), sigma_TN=values_TNM.std(-1),
+                 valid_TN=valid_TN, catastrophe_TN=label_TN & valid_TN, level_N=level_N)
+
+
+def auc_of(steps: Steps, pair: tuple[float, float]) -> float:
+    score_TN, label_TN = steps.scores(*pair), steps.labels(1)
+    return roc_auc_score(label_TN[steps.valid_TN], score_TN[steps.valid_TN])
+
+
+def test_the_mean_auc_of_one_run_is_its_auc_with_the_same_interval():
+    steps = example_steps(0)
+    single, used = auc_estimate(steps.scores(-1, 1), steps.labels(1), steps.valid_TN,
+                                steps.level_N, seed=5, resamples=RESAMPLES)
+    assert mean_auc([steps], 1, (-1, 1), seed=5, resamples=RESAMPLES) == (single, used)
+
+
+def test_the_mean_auc_of_runs_averages_their_aucs_and_a_gain_pairs_them():
+    runs = [example_steps(seed) for seed in range(3)]
+    auc, used = mean_auc(runs, 1, (-1, 1), resamples=RESAMPLES)
+    assert auc.value == pytest.approx(np.mean([auc_of(r, (-1, 1)) for r in runs]))
+    assert auc.low <= auc.value <= auc.high and 0 < used <= RESAMPLES
+    gain, _ = mean_auc(runs, 1, (-1, 1), baseline=(-1, 0), resamples=RESAMPLES)
+    assert gain.value == pytest.approx(
+        np.mean([auc_of(r, (-1, 1)) - auc_of(r, (-1, 0)) for r in runs]))
+    assert gain.low < gain.high
+    # against itself the gain is 0 in every replicate: the draws are shared
+    none, _ = mean_auc(runs, 1, (-1, 1), baseline=(-1, 1), resamples=RESAMPLES)
+    assert none.low == none.value == none.high == 0
+
+
+def test_runs_on_different_levels_are_not_averaged():
+    first, other = example_steps(0), example_steps(1)
+    other = replace(other, level_N=other.level_N + 100)
+    with pytest.raises(ValueError, match="not played on the same levels"):
+        mean_auc([first, other], 1, (-1, 0))
+    with pytest.raises(ValueError, match="windows"):
+        mean_auc([first], 0, (-1, 0))
+
+
 # Batches ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -231,6 +278,20 @@ def test_an_ensembles_batch_is_scored_for_every_window_and_pair(ensemble_batch):
     label_TN = step_labels(ensemble_batch.outcomes["catastrophe"], ensemble_batch.valid_TN, 1)
     valid_TN = ensemble_batch.valid_TN.numpy()
     assert first.auc.value == roc_auc_score(label_TN[valid_TN], score_TN[valid_TN])
+
+
+def test_a_saved_step_record_scores_as_its_batch_does(ensemble_batch, tmp_path):
+    steps = Steps.of_batch(ensemble_batch)
+    steps.save(tmp_path / "steps.npz")
+    loaded = Steps.load(tmp_path / "steps.npz")
+    for name in Steps.FIELDS:
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(steps, name))
+    again = predict(loaded, resamples=RESAMPLES)
+    first = predict_catastrophes(ensemble_batch, resamples=RESAMPLES)
+    assert [p.as_dict() for p in again] == [p.as_dict() for p in first]
+    np.savez(tmp_path / "other.npz", mu_TN=steps.mu_TN)
+    with pytest.raises(ValueError, match=r"not a step record.*sigma_TN"):
+        Steps.load(tmp_path / "other.npz")
 
 
 def test_a_q_ensemble_records_its_members_state_values_and_is_scored(lava_world):
@@ -307,6 +368,8 @@ def test_predict_plays_the_frozen_split_and_writes_the_scores_and_the_figure(ens
     assert f"prediction folder: {folder}" in capsys.readouterr().out
     written = json.loads((folder / "prediction.json").read_text())
     assert (folder / "roc.png").is_file()
+    steps = Steps.load(folder / "steps.npz")  # the record the numbers come from
+    assert steps.valid_TN.shape[1] == 24 and steps.catastrophe_TN.sum() > 0
     info, predictions = written["info"], written["predictions"]
     assert info["episodes"] == 24 and info["settings"]["windows"] == [1, 4]
     # (0, 0) dropped, and (0, 3) ranks the steps as (0, 1) does

@@ -5,8 +5,9 @@ episode per trial on a frozen split, the same tasks `fewshot evaluate` freezes f
 seed; every member's value of every state is recorded, and `fewshot.eval.prediction`
 scores U = alpha mu + beta sigma against "a catastrophe within W steps". The prediction
 folder holds prediction.json (settings, provenance, and per window and (alpha, beta):
-counts, the AUC with its bootstrap CI over levels, the ROC curve) and roc.png (one
-panel per window, one curve per (alpha, beta)). Like every output it is written to a
+counts, the AUC with its bootstrap CI over levels, the ROC curve), roc.png (one
+panel per window, one curve per (alpha, beta)) and steps.npz (the step record every
+number is computed from: `fewshot.eval.prediction.Steps`). Like every output it is written to a
 temporary folder and moved into place only when complete.
 """
 
@@ -27,7 +28,7 @@ import matplotlib.pyplot as plt
 from fewshot.collect import Collector
 from fewshot.eval.evaluation import default_label, make_learner
 from fewshot.eval.harness import EvaluationSettings, freeze_tasks
-from fewshot.eval.prediction import GRID, WINDOWS, Prediction, predict_catastrophes
+from fewshot.eval.prediction import GRID, WINDOWS, Prediction, Steps, predict
 from fewshot.eval.stats import RESAMPLES
 from fewshot.provenance import provenance
 from fewshot.run.checkpoint import publish_dir
@@ -35,7 +36,7 @@ from fewshot.run.folder import load_run
 from fewshot.run.lock import exclusive
 from fewshot.runtime import derived_seed, torch_threads
 
-PREDICTION, FIGURE = "prediction.json", "roc.png"
+PREDICTION, FIGURE, STEPS = "prediction.json", "roc.png", "steps.npz"
 NOISE_KEY = 11  # the episodes' noise: derived_seed(seed, NOISE_KEY)
 
 
@@ -76,23 +77,24 @@ def predict_run(run_dir: Path, settings: PredictionSettings, *, learner: str = "
     with torch_threads(config.torch_threads):
         batch = collector.collect(agent, tasks, trials_per_task=settings.trials,
                                   seed=derived_seed(settings.seed, NOISE_KEY))
-    predictions = predict_catastrophes(batch, windows=settings.windows, grid=settings.grid,
-                                       seed=settings.seed, resamples=settings.resamples,
-                                       learner=label)
+    steps = Steps.of_batch(batch, label)
+    predictions = predict(steps, windows=settings.windows, grid=settings.grid,
+                          seed=settings.seed, resamples=settings.resamples)
     out = Path(out) if out is not None else run_dir / f"prediction-{learner}-{settings.split}"
     info = {"family": family.name, "family_options": dict(family.options), "learner": label,
             "kind": learner, "run": str(run_dir), "settings": asdict(settings),
             "episodes": len(tasks) * settings.trials,
             "catastrophes": int(batch.outcomes["catastrophe"][batch.valid_TN].sum()),
             **provenance()}
-    write_prediction(out, info, predictions, title=f"{label} on {family.name} "
-                                                   f"{settings.split}")
+    write_prediction(out, info, predictions, steps, title=f"{label} on {family.name} "
+                                                          f"{settings.split}")
     return out
 
 
-def write_prediction(out: Path, info: dict, predictions: Sequence[Prediction], *,
-                     title: str) -> None:
-    """prediction.json and roc.png, written to a temporary folder, then moved into place."""
+def write_prediction(out: Path, info: dict, predictions: Sequence[Prediction], steps: Steps,
+                     *, title: str) -> None:
+    """prediction.json, roc.png and steps.npz, written to a temporary folder, then moved
+    into place."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
@@ -100,6 +102,7 @@ def write_prediction(out: Path, info: dict, predictions: Sequence[Prediction], *
             {"info": info, "predictions": [p.as_dict() for p in predictions]}, indent=2)
             + "\n")
         plot_roc(predictions, staging / FIGURE, title=title)
+        steps.save(staging / STEPS)
         with exclusive(out.parent):
             publish_dir(staging, out)
     except BaseException:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,8 +73,14 @@ def risk_scores(values_TNM: Any, alpha: float, beta: float) -> np.ndarray:
     if values_TNM.ndim < 1 or values_TNM.shape[-1] < 1:
         raise ValueError(f"risk_scores: values need a last axis of M >= 1 members, got "
                          f"shape {values_TNM.shape}")
+    return alarm(values_TNM.mean(-1), values_TNM.std(-1, ddof=0), alpha, beta)
+
+
+def alarm(mu: Any, sigma: Any, alpha: float, beta: float) -> np.ndarray:
+    """U = alpha mu + beta sigma from the members' mean and standard deviation."""
     check_weights(alpha, beta)
-    return alpha * values_TNM.mean(-1) + beta * values_TNM.std(-1, ddof=0)
+    return alpha * np.asarray(mu, dtype=np.float64) + beta * np.asarray(sigma,
+                                                                         dtype=np.float64)
 
 
 def bootstrap_aucs(score_TN: Any, label_TN: Any, valid_TN: Any, level_N: Any, *, seed: int,
@@ -87,24 +94,34 @@ def bootstrap_aucs(score_TN: Any, label_TN: Any, valid_TN: Any, level_N: Any, *,
 
     level_N: the level of each trial (trials of one level move together).
     """
-    score_S, label_S, steps_N, levels_K = _scored_steps(score_TN, label_TN, valid_TN,
-                                                        level_N)
+    score_S, label_S, steps_N, _ = _scored_steps(score_TN, label_TN, valid_TN, level_N)
+    aucs = [weighted_auc(score_S, label_S, np.repeat(weight_N, steps_N))
+            for weight_N in level_draws(level_N, seed=seed, resamples=resamples)]
+    return np.asarray([auc for auc in aucs if auc is not None], dtype=np.float64)
+
+
+def level_draws(level_N: Any, *, seed: int, resamples: int = RESAMPLES):
+    """`resamples` bootstrap replicates of the levels, as weights of the trials [N]: each
+    replicate draws as many levels as there are, with replacement (a seeded numpy
+    Generator), and a trial weighs as many times as its level was drawn."""
     if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
-        raise ValueError(f"bootstrap_aucs: resamples must be an integer >= 1, got "
-                         f"{resamples!r}")
+        raise ValueError(f"resamples must be an integer >= 1, got {resamples!r}")
+    levels_K, column_N = np.unique(np.asarray(level_N), return_inverse=True)
     rng = np.random.default_rng(seed)
     K = levels_K.size
-    column_N = np.searchsorted(levels_K, np.asarray(level_N))  # each trial's level, 0..K-1
-    aucs = []
     for _ in range(resamples):
-        draws_K = np.bincount(rng.integers(K, size=K), minlength=K)
-        weight_S = np.repeat(draws_K[column_N], steps_N).astype(np.float64)
-        drawn_S = weight_S > 0
-        if label_S[drawn_S].all() or not label_S[drawn_S].any():
-            continue  # one class only: no AUC
-        aucs.append(roc_auc_score(label_S[drawn_S], score_S[drawn_S],
-                                  sample_weight=weight_S[drawn_S]))
-    return np.asarray(aucs, dtype=np.float64)
+        yield np.bincount(rng.integers(K, size=K), minlength=K)[column_N]
+
+
+def weighted_auc(score_S: np.ndarray, label_S: np.ndarray, weight_S: np.ndarray
+                 ) -> float | None:
+    """scikit-learn's AUC of the steps with integer weights (repeats; 0 leaves a step
+    out), or None when the steps kept hold a single class."""
+    kept_S = weight_S > 0
+    if label_S[kept_S].all() or not label_S[kept_S].any():
+        return None
+    return float(roc_auc_score(label_S[kept_S], score_S[kept_S],
+                               sample_weight=weight_S[kept_S].astype(np.float64)))
 
 
 def auc_estimate(score_TN: Any, label_TN: Any, valid_TN: Any, level_N: Any, *,
@@ -122,9 +139,14 @@ def auc_estimate(score_TN: Any, label_TN: Any, valid_TN: Any, level_N: Any, *,
     if aucs.size == 0:
         raise ValueError(f"auc_estimate: none of the {resamples} resamples of levels held "
                          f"both classes; give more levels or more resamples")
+    return percentile_interval(value, aucs), int(aucs.size)
+
+
+def percentile_interval(value: float, replicates: np.ndarray) -> Estimate:
+    """value with the CONFIDENCE percentile interval of its bootstrap replicates."""
     tail = 100 * (1 - CONFIDENCE) / 2
-    low, high = np.percentile(aucs, [tail, 100 - tail])
-    return Estimate(value, float(low), float(high)), int(aucs.size)
+    low, high = np.percentile(replicates, [tail, 100 - tail])
+    return Estimate(value, float(low), float(high))
 
 
 @dataclass(frozen=True)
@@ -158,6 +180,53 @@ def roc(score_TN: Any, label_TN: Any, valid_TN: Any, *, points: int = ROC_POINTS
 
 
 # A batch ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Steps:
+    """What a prediction reads of a batch, per step [T, N]: the members' mean (mu) and
+    population standard deviation (sigma) of the state's value, whether the step is
+    valid, and whether it enters a catastrophe; and each trial's level [N]. Saved next to
+    a prediction (`save`, one compressed .npz), it scores any window and (alpha, beta)
+    again without the run, and joins other runs on the same levels (`mean_auc`)."""
+
+    mu_TN: np.ndarray
+    sigma_TN: np.ndarray
+    valid_TN: np.ndarray
+    catastrophe_TN: np.ndarray
+    level_N: np.ndarray
+
+    FIELDS = ("mu_TN", "sigma_TN", "valid_TN", "catastrophe_TN", "level_N")
+
+    @classmethod
+    def of_batch(cls, batch: Any, learner: str = "the batch's agent") -> Steps:
+        values_TNM = check_batch(batch, learner)
+        return cls(mu_TN=values_TNM.mean(-1), sigma_TN=values_TNM.std(-1, ddof=0),
+                   valid_TN=batch.valid_TN.numpy().astype(bool),
+                   catastrophe_TN=batch.outcomes["catastrophe"].numpy().astype(bool),
+                   level_N=np.arange(batch.num_trials) // batch.trials_per_task)
+
+    def scores(self, alpha: float, beta: float) -> np.ndarray:
+        """U [T, N]."""
+        return alarm(self.mu_TN, self.sigma_TN, alpha, beta)
+
+    def labels(self, window: int) -> np.ndarray:
+        """Positive steps [T, N] for `window`."""
+        return step_labels(self.catastrophe_TN, self.valid_TN, window)
+
+    def save(self, path: Path) -> None:
+        """One compressed .npz (the caller makes the write atomic)."""
+        with open(path, "wb") as f:
+            np.savez_compressed(f, **{name: getattr(self, name) for name in self.FIELDS})
+
+    @classmethod
+    def load(cls, path: Path) -> Steps:
+        with np.load(path) as data:
+            missing = [name for name in cls.FIELDS if name not in data.files]
+            if missing:
+                raise ValueError(f"{path}: not a step record of a prediction; it lacks "
+                                 f"{missing}")
+            return cls(**{name: data[name] for name in cls.FIELDS})
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -199,29 +268,81 @@ def predict_catastrophes(batch: Any, *, windows: Sequence[int] = WINDOWS,
     from the same resampled levels. `learner` names the agent in errors. Cost: one roc_auc_score per
     replicate, window and pair (about 2 ms each for a few thousand steps).
     """
-    values_TNM = check_batch(batch, learner)
+    return predict(Steps.of_batch(batch, learner), windows=windows, grid=grid, seed=seed,
+                   resamples=resamples, points=points)
+
+
+def predict(steps: Steps, *, windows: Sequence[int] = WINDOWS,
+            grid: Sequence[tuple[float, float]] = GRID, seed: int = 0,
+            resamples: int = RESAMPLES, points: int = ROC_POINTS) -> list[Prediction]:
+    """`predict_catastrophes` of a batch's step record."""
     windows = check_windows(windows)
     grid = check_grid(grid)
-    valid_TN = batch.valid_TN.numpy()
-    catastrophe_TN = batch.outcomes["catastrophe"].numpy()
-    level_N = np.arange(batch.num_trials) // batch.trials_per_task
-    scores = {pair: risk_scores(values_TNM, *pair) for pair in grid}
     predictions = []
     for window in windows:
-        label_TN = step_labels(catastrophe_TN, valid_TN, window)
+        label_TN = steps.labels(window)
         positives = int(label_TN.sum())
-        negatives = int(valid_TN.sum()) - positives
+        negatives = int(steps.valid_TN.sum()) - positives
         for alpha, beta in grid:
             auc, used, curve = None, 0, None
             if positives and negatives:
-                score_TN = scores[alpha, beta]
-                auc, used = auc_estimate(score_TN, label_TN, valid_TN, level_N, seed=seed,
-                                         resamples=resamples)
-                curve = roc(score_TN, label_TN, valid_TN, points=points)
+                score_TN = steps.scores(alpha, beta)
+                auc, used = auc_estimate(score_TN, label_TN, steps.valid_TN, steps.level_N,
+                                         seed=seed, resamples=resamples)
+                curve = roc(score_TN, label_TN, steps.valid_TN, points=points)
             predictions.append(Prediction(window=window, alpha=alpha, beta=beta,
                                           positives=positives, negatives=negatives, auc=auc,
                                           resamples=used, roc=curve))
     return predictions
+
+
+# Several runs on the same levels ------------------------------------------------------
+
+def mean_auc(runs: Sequence[Steps], window: int, pair: tuple[float, float], *,
+             baseline: tuple[float, float] | None = None, seed: int = 0,
+             resamples: int = RESAMPLES) -> tuple[Estimate, int]:
+    """The mean over `runs` (seeds of one learner, played on the same levels) of the AUC
+    of U(pair) for `window`; with `baseline`, the mean of AUC(pair) - AUC(baseline), the
+    paired gain of one (alpha, beta) over another on the same steps. The interval
+    resamples the shared levels: each replicate draws one set of levels for every run
+    and both pairs (a replicate where some run's steps hold a single class is skipped).
+    Also returns the replicates used."""
+    runs = list(runs)
+    if not runs:
+        raise ValueError("mean_auc: give at least one run's steps")
+    for other in runs[1:]:
+        if not np.array_equal(other.level_N, runs[0].level_N):
+            raise ValueError("mean_auc: the runs were not played on the same levels (their "
+                             "level_N differ); predict them with the same --eval-seed, "
+                             "--tasks and --trials")
+    check_window(window)
+    pairs = [pair] if baseline is None else [pair, baseline]
+    columns = []  # per run and pair: scores, labels, steps per trial
+    for steps in runs:
+        label_TN = steps.labels(window)
+        for alpha, beta in pairs:
+            score_S, label_S, steps_N, _ = _scored_steps(
+                steps.scores(alpha, beta), label_TN, steps.valid_TN, steps.level_N)
+            check_both_classes(label_S)
+            columns.append((score_S, label_S, steps_N))
+
+    def statistic(weight_N: np.ndarray) -> float | None:
+        aucs = [weighted_auc(score_S, label_S, np.repeat(weight_N, steps_N))
+                for score_S, label_S, steps_N in columns]
+        if any(auc is None for auc in aucs):
+            return None
+        by_run = np.asarray(aucs).reshape(len(runs), len(pairs))
+        gain = by_run[:, 0] if baseline is None else by_run[:, 0] - by_run[:, 1]
+        return float(gain.mean())
+
+    value = statistic(np.ones_like(runs[0].level_N))
+    replicates = [statistic(w) for w in level_draws(runs[0].level_N, seed=seed,
+                                                     resamples=resamples)]
+    replicates = np.asarray([r for r in replicates if r is not None])
+    if replicates.size == 0:
+        raise ValueError(f"mean_auc: none of the {resamples} resamples of levels held both "
+                         f"classes in every run; give more levels or more resamples")
+    return percentile_interval(value, replicates), int(replicates.size)
 
 
 # Checks -------------------------------------------------------------------------------
