@@ -25,7 +25,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from fewshot.collect import Collector
+import tasks
+from fewshot.collect import Batch, Collector
 from fewshot.eval.evaluation import default_label, make_learner
 from fewshot.eval.harness import EvaluationSettings, freeze_tasks
 from fewshot.eval.prediction import GRID, WINDOWS, Prediction, Steps, predict
@@ -58,6 +59,26 @@ def predict_run(run_dir: Path, settings: PredictionSettings, *, learner: str = "
     """Play the run's learner on the split's frozen tasks and score its ensemble's
     predictions of catastrophes; returns the prediction folder."""
     run_dir = Path(run_dir)
+    batch, family, label = play_split(run_dir, settings, learner=learner)
+    steps = Steps.of_batch(batch, label)
+    predictions = predict(steps, windows=settings.windows, grid=settings.grid,
+                          seed=settings.seed, resamples=settings.resamples)
+    out = Path(out) if out is not None else run_dir / f"prediction-{learner}-{settings.split}"
+    info = {"family": family.name, "family_options": dict(family.options), "learner": label,
+            "kind": learner, "run": str(run_dir), "settings": asdict(settings),
+            "episodes": len(steps.level_N),
+            "catastrophes": int(steps.catastrophe_TN[steps.valid_TN].sum()),
+            **provenance()}
+    write_prediction(out, info, predictions, steps, title=f"{label} on {family.name} "
+                                                          f"{settings.split}")
+    return out
+
+
+def play_split(run_dir: Path, settings: PredictionSettings, *, learner: str = "trained"
+               ) -> tuple[Batch, tasks.TaskFamily, str]:
+    """The episodes a prediction scores: the run's learner, a fixed agent over an
+    ensemble, played on the split's frozen tasks (the batch, the family, the learner's
+    label)."""
     config, model = load_run(run_dir)
     family = config.family_object()
     if "catastrophe" not in family.outcomes:
@@ -71,24 +92,13 @@ def predict_run(run_dir: Path, settings: PredictionSettings, *, learner: str = "
                          "an ensemble")
     frozen = EvaluationSettings(splits=(settings.split,), episodes=0, tasks=settings.tasks,
                                 trials=settings.trials, seed=settings.seed)
-    tasks = freeze_tasks(family, frozen)[settings.split]
-    collector = Collector(family=family, num_envs=len(tasks) * settings.trials,
+    task_list = freeze_tasks(family, frozen)[settings.split]
+    collector = Collector(family=family, num_envs=len(task_list) * settings.trials,
                           horizon=config.horizon)
     with torch_threads(config.torch_threads):
-        batch = collector.collect(agent, tasks, trials_per_task=settings.trials,
+        batch = collector.collect(agent, task_list, trials_per_task=settings.trials,
                                   seed=derived_seed(settings.seed, NOISE_KEY))
-    steps = Steps.of_batch(batch, label)
-    predictions = predict(steps, windows=settings.windows, grid=settings.grid,
-                          seed=settings.seed, resamples=settings.resamples)
-    out = Path(out) if out is not None else run_dir / f"prediction-{learner}-{settings.split}"
-    info = {"family": family.name, "family_options": dict(family.options), "learner": label,
-            "kind": learner, "run": str(run_dir), "settings": asdict(settings),
-            "episodes": len(tasks) * settings.trials,
-            "catastrophes": int(batch.outcomes["catastrophe"][batch.valid_TN].sum()),
-            **provenance()}
-    write_prediction(out, info, predictions, steps, title=f"{label} on {family.name} "
-                                                          f"{settings.split}")
-    return out
+    return batch, family, label
 
 
 def write_prediction(out: Path, info: dict, predictions: Sequence[Prediction], steps: Steps,
