@@ -30,7 +30,6 @@ is committed). --summarize trains nothing and reports what is there.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
@@ -40,6 +39,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from sweep_experiment import arguments, train_missing
 
 from fewshot.eval.catastrophes import (
     PREDICTION,
@@ -51,7 +51,6 @@ from fewshot.eval.catastrophes import (
 from fewshot.eval.prediction import GRID, WINDOWS, Steps, mean_auc
 from fewshot.provenance import provenance
 from fewshot.run.checkpoint import atomic_write_text
-from fewshot.sweep.driver import SPEC_COPY, run_sweep
 from tasks.gridworld.lava_jump import AIRBORNE, decision_lead
 
 FAMILIES = ("lava-jump", "lava-world")
@@ -279,17 +278,12 @@ def report_lines(results: dict) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
-    parser.add_argument("--summarize", action="store_true",
-                        help="train and predict nothing: report what is there")
-    parser.add_argument("--results", default="benchmarks/results/catastrophe_prediction")
-    args = parser.parse_args()
+    args = arguments(__doc__, FAMILIES, "benchmarks/results/catastrophe_prediction")
     results: dict = {}
     for family in args.families:
         sweep = sweep_folder(family)
         if not args.summarize:
-            run_sweep(spec_path(family), sweep, resume=(sweep / SPEC_COPY).is_file())
+            train_missing(spec_path(family), sweep)
         by_n = evaluated_runs(sweep)
         if not args.summarize:
             predict_trials([run for runs in by_n.values() for run in runs])

@@ -25,7 +25,6 @@ comparisons (records included) to benchmarks/results/epistemic_pomdp/.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
@@ -34,12 +33,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from sweep_experiment import arguments, train_missing
 
 from fewshot.eval import stats
 from fewshot.eval.evaluation import RECORDS, compare
 from fewshot.eval.records import Records
 from fewshot.provenance import provenance
-from fewshot.sweep.driver import SPEC_COPY, run_sweep
 
 FAMILIES = ("maze", "guessing-game")
 OUTCOME = {"maze": "solved", "guessing-game": "success"}
@@ -182,18 +181,13 @@ def report_lines(results: dict) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
-    parser.add_argument("--summarize", action="store_true",
-                        help="train nothing: compare the trials evaluated so far")
-    parser.add_argument("--results", default="benchmarks/results/epistemic_pomdp")
-    args = parser.parse_args()
+    args = arguments(__doc__, FAMILIES, "benchmarks/results/epistemic_pomdp")
     results_dir = Path(args.results)
     results: dict = {}
     for family in args.families:
         sweep = sweep_folder(family)
         if not args.summarize:
-            run_sweep(spec_path(family), sweep, resume=(sweep / SPEC_COPY).is_file())
+            train_missing(spec_path(family), sweep)
         for n, folders in sorted(evaluations_by_n(sweep).items()):
             if len(folders) < 2:
                 continue

@@ -19,7 +19,6 @@ benchmarks/results/safety_gridworld/<family>/train-fit/.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import tempfile
@@ -30,10 +29,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from sweep_experiment import arguments, train_missing
 
 from fewshot.eval.evaluation import RECORDS, compare, evaluate_run
 from fewshot.provenance import provenance
-from fewshot.sweep.driver import SPEC_COPY, run_sweep
+from fewshot.sweep.driver import SPEC_COPY
 from fewshot.sweep.spec import load_spec
 
 FAMILIES = ("lava-world", "lava-crossing")
@@ -153,18 +153,13 @@ def plot(results: dict, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
-    parser.add_argument("--summarize", action="store_true",
-                        help="train nothing: compare the trials evaluated so far")
-    parser.add_argument("--results", default="benchmarks/results/safety_gridworld")
-    args = parser.parse_args()
+    args = arguments(__doc__, FAMILIES, "benchmarks/results/safety_gridworld")
     results_dir = Path(args.results)
     results: dict = {}
     for family in args.families:
         sweep = sweep_folder(family)
         if not args.summarize:
-            run_sweep(spec_path(family), sweep, resume=(sweep / SPEC_COPY).is_file())
+            train_missing(spec_path(family), sweep)
         folders = evaluated_folders(sweep)
         if not folders:
             print(f"{family}: no evaluated trial yet in {sweep}")
