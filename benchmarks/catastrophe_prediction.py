@@ -8,8 +8,9 @@ it is decided on the step that enters the lava. Each trial is a sweep trial
 scored zero-shot acting by the members' mean (`trained`) and by one member drawn per
 episode (`member`) on 1,000 unseen levels. Then:
 
-- catastrophe % and solved % of both ways of acting, with 95% CIs (the sweep's
-  comparison: over levels, seeds as strata);
+- catastrophe % and solved % of both ways of acting, on the training levels and unseen
+  ones, with 95% CIs (over levels, seeds as strata): for each N, its trials compared
+  (benchmarks/results/catastrophe_prediction/<family>/N<n>, records included);
 - for each trial and way of acting, `fewshot predict` on the 1,000 test-id levels: the
   members' values at every step, scored by U = alpha mu + beta sigma against "a
   catastrophe within W steps" for W = 1 and 10 (RUN/prediction-<learner>-test-id, with
@@ -48,6 +49,7 @@ from fewshot.eval.catastrophes import (
     play_split,
     predict_run,
 )
+from fewshot.eval.evaluation import compare
 from fewshot.eval.prediction import GRID, WINDOWS, Steps, mean_auc
 from fewshot.provenance import provenance
 from fewshot.run.checkpoint import atomic_write_text
@@ -135,10 +137,11 @@ def decision_leads(runs: list[Path]) -> dict:
     return table
 
 
-def rates(sweep: Path) -> dict:
-    """{learner: {N: {split: {outcome: {value, low, high}}, seeds}}} from the sweep's
-    comparison."""
-    summary = json.loads((sweep / "comparison" / "summary.json").read_text())
+def rates(runs: list[Path], out: Path) -> dict:
+    """{learner: {N: {split: {outcome: {value, low, high}}, seeds}}} from a comparison of
+    one N's trials (its train split included: they share their training levels)."""
+    summary = json.loads((compare([run / folder for run in runs for folder in (
+        "evaluation", "evaluation-member")], out) / "summary.json").read_text())
     table: dict = {}
     for label, entry in summary["learners"].items():
         match = LABEL.search(label)
@@ -287,9 +290,13 @@ def main() -> None:
         by_n = evaluated_runs(sweep)
         if not args.summarize:
             predict_trials([run for runs in by_n.values() for run in runs])
-        if not (sweep / "comparison" / "summary.json").is_file():
+        if not by_n:
             continue
-        results[family] = {"rates": rates(sweep), "prediction": {
+        table: dict = {}
+        for n, runs in sorted(by_n.items()):
+            for learner, by_level in rates(runs, Path(args.results) / family / f"N{n}").items():
+                table.setdefault(learner, {}).update(by_level)
+        results[family] = {"rates": table, "prediction": {
             str(n): prediction_table(runs) for n, runs in sorted(by_n.items())}}
         if family == "lava-jump":
             results[family]["decision_leads"] = {
