@@ -13,6 +13,7 @@ from tasks.gridworld.maze import maze
 from tasks.guessing_game import guessing_game
 from tasks.locomotion import ANT, CHEETAH, locomotion_family
 from tasks.locomotion.dynamics import CrippledLeg, Scaling
+from tasks.locomotion.observations import Distractors
 from tasks.locomotion.rewards import Direction, Forward, Gait, PlanarDirection, TargetVelocity
 from tasks.point_nav import point_nav
 
@@ -40,6 +41,14 @@ def cheetah_dyn() -> TaskFamily:
         name="cheetah-dyn", robot=CHEETAH, reward=Forward(), dynamics=[Scaling()],
         horizon=200, doc="HalfCheetah, scaled mass/friction/damping/gravity/gear; "
                          "ID [0.5, 2), OOD to [0.25, 4)")
+
+
+def cheetah_distract() -> TaskFamily:
+    return locomotion_family(
+        name="cheetah-distract", robot=CHEETAH, reward=Forward(),
+        observation=[Distractors()], horizon=200,
+        doc="HalfCheetah runs forward; 4 task features that change nothing appended to "
+            "the observation; ID [-0.5, 0.5), OOD to [-2, 2)")
 
 
 def cheetah_vel_dyn() -> TaskFamily:
@@ -76,6 +85,7 @@ BUILTIN: dict[str, Callable[[], TaskFamily]] = {
     "cheetah-gait": cheetah_gait,
     "cheetah-dyn": cheetah_dyn,
     "cheetah-vel+dyn": cheetah_vel_dyn,
+    "cheetah-distract": cheetah_distract,
     "ant-dir": ant_dir,
     "ant-dyn": ant_dyn,
     "ant-crippled": ant_crippled,

@@ -19,7 +19,7 @@ from tasks.locomotion.robots import CHEETAH
 from tasks.regions import Param, Region, box, choice
 
 BUILTIN = ["point-nav", "cheetah-vel", "cheetah-dir", "cheetah-gait", "cheetah-dyn",
-           "cheetah-vel+dyn", "ant-dir", "ant-dyn", "ant-crippled"]
+           "cheetah-vel+dyn", "cheetah-distract", "ant-dir", "ant-dyn", "ant-crippled"]
 WITH_OOD = [name for name in BUILTIN if name != "cheetah-dir"]
 SCALES = ["mass_scale", "friction_scale", "damping_scale", "gravity_scale", "gear_scale"]
 TEST_FAMILY = "test-cheetah-slow"

@@ -15,27 +15,28 @@ __all__ = ["ANT", "CHEETAH", "Ant", "HalfCheetah", "Robot", "locomotion_family"]
 
 
 def locomotion_family(*, name: str, robot: Robot, reward, dynamics: Sequence = (),
-                      horizon: int, doc: str = "") -> TaskFamily:
-    """Compose a family from a robot, one reward part and any number of dynamics parts.
+                      observation: Sequence = (), horizon: int, doc: str = "") -> TaskFamily:
+    """Compose a family from a robot, one reward part and any number of dynamics parts
+    and observation parts (`tasks.locomotion.observations`).
 
     The task's parameters are the parts' parameters, in order; its splits combine the
     parts' splits (see `tasks.family.combine_splits`).
     """
-    dynamics = tuple(dynamics)
-    parts = (reward, *dynamics)
+    dynamics, observation = tuple(dynamics), tuple(observation)
+    parts = (reward, *dynamics, *observation)
 
     def make_vec(family: TaskFamily, tasks: Sequence[Any], *, seed: int | None = None,
                  horizon: int | None = None, autoreset_mode: str = "next-step",
                  nthread: int | None = None) -> BatchedEnv:
         sim = LocomotionSim(robot=robot, reward=reward, dynamics=dynamics,
-                            num_envs=len(tasks), nthread=nthread)
+                            observation=observation, num_envs=len(tasks), nthread=nthread)
         return BatchedEnv(family=family, simulator=sim, tasks=tasks,
                           horizon=family.horizon if horizon is None else horizon,
                           autoreset_mode=autoreset_mode, seed=seed)
 
     def make_env(family: TaskFamily, task: Any, **options: Any) -> LocomotionEnv:
         return LocomotionEnv(family=family, robot=robot, reward=reward, dynamics=dynamics,
-                             task=task, **options)
+                             observation=observation, task=task, **options)
 
     return TaskFamily(name=name, params=[p for part in parts for p in part.params],
                       splits=combine_splits([part.splits for part in parts]),

@@ -12,6 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from tasks.locomotion.dynamics import Factors, combined_factors, model_field
+from tasks.locomotion.observations import extra_size, observe
 from tasks.locomotion.robots import PhysicsState, Robot, quiet_mujoco
 from tasks.locomotion.transition import instability_counts, outcome
 from tasks.vector import SimStep
@@ -23,22 +24,23 @@ def available_cores() -> int:
 
 
 class LocomotionSim:
-    """A robot, a reward part and dynamics parts, simulated N at a time.
+    """A robot, a reward part, dynamics parts and observation parts, simulated N at a time.
 
     Args:
-        robot, reward, dynamics: the family's parts.
+        robot, reward, dynamics, observation: the family's parts.
         num_envs: N, the number of simulations.
         nthread: native threads stepping them (default: the cores available).
     """
 
     def __init__(self, *, robot: Robot, reward, dynamics: Sequence, num_envs: int,
-                 nthread: int | None = None) -> None:
+                 observation: Sequence = (), nthread: int | None = None) -> None:
         if nthread is not None and (isinstance(nthread, bool) or not isinstance(nthread, int)
                                     or nthread < 1):
             raise ValueError(f"nthread must be an integer >= 1, got {nthread!r}")
         self.robot = robot
         self.reward = reward
         self.dynamics = tuple(dynamics)
+        self.observation = tuple(observation)
         self.batch = mujoco.batch.Batch(robot.model, nsim=num_envs,
                                         nthread=nthread or available_cores())
         b = self.batch
@@ -46,7 +48,7 @@ class LocomotionSim:
                                    cfrc_ext=b.bind("cfrc_ext"))
         self._ctrl = b.bind("ctrl")
         self._task: dict[str, np.ndarray] = {}
-        obs_size = robot.observe(self._state).shape[1]
+        obs_size = robot.observe(self._state).shape[1] + extra_size(self.observation)
         self.single_observation_space = spaces.Box(-np.inf, np.inf, (obs_size,), np.float64)
         low, high = robot.model.actuator_ctrlrange.astype(np.float32).T
         self.single_action_space = spaces.Box(low, high, dtype=np.float32)
@@ -74,7 +76,8 @@ class LocomotionSim:
             self._state.qpos[i], self._state.qvel[i] = self.robot.reset_state(rng)
         with quiet_mujoco():
             self.batch.forward(ids)
-        return self.robot.observe(self._state)[ids]
+        return observe(self.observation, self.robot.observe(self._state)[ids],
+                       {name: values[ids] for name, values in self._task.items()})
 
     def step(self, action_NA: np.ndarray, active_N: np.ndarray) -> SimStep:
         action_NA = self.robot.clip_action(action_NA)
@@ -88,5 +91,6 @@ class LocomotionSim:
         out = outcome(robot=self.robot, reward_part=self.reward, task=self._task,
                       state=self._state, xy_before=xy_before, action=action_NA,
                       unstable=unstable)
-        return SimStep(obs_NO=out.obs, reward_N=out.reward, terms=out.terms,
-                       terminated_N=out.terminated, diverged_N=out.diverged)
+        return SimStep(obs_NO=observe(self.observation, out.obs, self._task),
+                       reward_N=out.reward, terms=out.terms, terminated_N=out.terminated,
+                       diverged_N=out.diverged)

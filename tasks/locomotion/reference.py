@@ -18,6 +18,7 @@ from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 from tasks.family import check_seed
 from tasks.locomotion.dynamics import combined_factors, model_field
+from tasks.locomotion.observations import extra_size, observe
 from tasks.locomotion.robots import PhysicsState, Robot, quiet_mujoco
 from tasks.locomotion.transition import instability_counts, outcome
 from tasks.vector import SingleEnvGuard
@@ -35,18 +36,20 @@ class LocomotionEnv(SingleEnvGuard, MujocoEnv):
     metadata = {"render_modes": ["human", "rgb_array", "depth_array"], "render_fps": 20}
 
     def __init__(self, *, family: Any, robot: Robot, reward, dynamics: Sequence, task: Any,
-                 render_mode: str | None = None, **kwargs: Any) -> None:
+                 observation: Sequence = (), render_mode: str | None = None,
+                 **kwargs: Any) -> None:
         self.family = family
         self.robot = robot
         self.reward_part = reward
         self.dynamics = tuple(dynamics)
+        self.observation = tuple(observation)
         MujocoEnv.__init__(self, robot.xml_file, robot.frame_skip, observation_space=None,
                            render_mode=render_mode, **kwargs)
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self.dt)}
         self._defaults = {name: model_field(self.model, name).copy()
                           for name in ("body_mass", "body_inertia", "geom_friction",
                                        "dof_damping", "opt.gravity", "actuator_gear")}
-        obs_size = robot.observe(self._physics_state()).shape[1]
+        obs_size = robot.observe(self._physics_state()).shape[1] + extra_size(self.observation)
         self.observation_space = spaces.Box(-np.inf, np.inf, (obs_size,), np.float64)
         self.set_task(task)
 
@@ -95,7 +98,8 @@ class LocomotionEnv(SingleEnvGuard, MujocoEnv):
     def reset_model(self) -> np.ndarray:
         qpos, qvel = self.robot.reset_state(self.np_random)
         self.set_state(qpos, qvel)
-        return self.robot.observe(self._physics_state())[0]
+        return observe(self.observation, self.robot.observe(self._physics_state()),
+                       self._task_arrays)[0]
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self.check_ready()
@@ -117,7 +121,8 @@ class LocomotionEnv(SingleEnvGuard, MujocoEnv):
                       unstable=unstable)
         info = {"diverged": bool(out.diverged[0]),
                 **{f"reward_{k}": float(v[0]) for k, v in out.terms.items()}}
-        return out.obs[0], float(out.reward[0]), bool(out.terminated[0]), False, info
+        obs = observe(self.observation, out.obs, self._task_arrays)
+        return obs[0], float(out.reward[0]), bool(out.terminated[0]), False, info
 
     def _physics_state(self) -> PhysicsState:
         d = self.data
