@@ -54,6 +54,11 @@ class ActorCritic(nn.Module):
             return torch.log_softmax(head, -1).gather(-1, act.long()[..., None])[..., 0]
         return log_prob(head, self.log_std.expand_as(head), act)
 
+    def input_weights(self) -> list[torch.Tensor]:
+        """The weights that read the inputs (an L1 penalty on them is an information
+        bottleneck: inputs the policy can do without get zero weight)."""
+        raise NotImplementedError
+
     def entropy(self, head: torch.Tensor) -> torch.Tensor:
         """Entropy of the action distribution, one per step."""
         if self.discrete:
@@ -105,6 +110,9 @@ class RecurrentActorCritic(ActorCritic):
         out_TNH, h_1NH = self.gru(x_TNI, h_NH[None])
         return self.policy_head(out_TNH), self.value_head(out_TNH)[..., 0], h_1NH[0]
 
+    def input_weights(self) -> list[torch.Tensor]:
+        return [self.gru.weight_ih_l0]
+
 
 class MarkovActorCritic(ActorCritic):
     """Multi-task PPO's policy: actor and critic MLPs of the observation (and, for the
@@ -137,3 +145,6 @@ class MarkovActorCritic(ActorCritic):
     def forward(self, x_TNI: torch.Tensor, h_N0: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.actor(x_TNI), self.critic(x_TNI)[..., 0], h_N0
+
+    def input_weights(self) -> list[torch.Tensor]:
+        return [self.actor[0].weight, self.critic[0].weight]

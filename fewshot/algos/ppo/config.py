@@ -36,6 +36,10 @@ class PPOSettings:
     """Weight of the value loss."""
     entropy_coef: float = 0.01
     """Weight of the entropy bonus."""
+    input_l1: float = 0.0
+    """Weight of an L1 penalty on the weights that read the observation (the first
+    layers of actor and critic; the GRU's input weights): an information bottleneck that
+    drives inputs the policy can do without, such as distractors, to zero weight."""
     max_grad_norm: float = 0.5
     """Gradients are rescaled to at most this norm."""
     scale_rewards: bool = True
@@ -54,7 +58,7 @@ class PPOSettings:
                 self.init_log_std)
         require(self.lr > 0, "lr", "> 0", self.lr)
         require(0 < self.clip < 1, "clip", "in (0, 1)", self.clip)
-        for name in ("value_coef", "entropy_coef"):
+        for name in ("value_coef", "entropy_coef", "input_l1"):
             value = getattr(self, name)
             require(value >= 0, name, ">= 0", value)
         require(self.max_grad_norm > 0, "max_grad_norm", "> 0", self.max_grad_norm)

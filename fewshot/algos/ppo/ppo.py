@@ -109,7 +109,8 @@ class PPO:
         M = start_MH.shape[0]
         size = max(1, M // cfg.minibatches)
         sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0,
-                "clip_fraction": 0.0, **({"anchor_kl": 0.0} if anchored else {})}
+                "clip_fraction": 0.0, **({"anchor_kl": 0.0} if anchored else {}),
+                **({"input_l1": 0.0} if cfg.input_l1 > 0 else {})}
         count = 0
         for _ in range(cfg.ppo_epochs):
             order = torch.randperm(M, generator=generator)
@@ -139,6 +140,10 @@ class PPO:
         entropy = masked_mean(self.policy.entropy(head_LMA), valid_LM)
         loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
         extra = {}
+        if cfg.input_l1 > 0:
+            input_l1 = sum(w.abs().sum() for w in self.policy.input_weights())
+            loss = loss + cfg.input_l1 * input_l1
+            extra["input_l1"] = float(input_l1.detach())
         if "anchor" in seq:
             anchor_kl = masked_mean(categorical_kl(torch.log_softmax(head_LMA, -1),
                                                    seq["anchor"]), valid_LM)
