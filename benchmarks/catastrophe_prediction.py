@@ -40,7 +40,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from sweep_experiment import arguments, train_missing
+from sweep_experiment import arguments, rates_by_levels, train_missing
 
 from fewshot.eval.catastrophes import (
     PREDICTION,
@@ -61,7 +61,6 @@ SIGMA_GAIN = ((-1.0, 1.0), (-1.0, 0.0))  # AUC(mu and sigma) - AUC(mu alone)
 RESAMPLES = 200  # bootstrap replicates: each costs one scikit-learn AUC per run and pair
 PREDICT = PredictionSettings(split="test-id", tasks=1000, trials=1, seed=0,
                              windows=WINDOWS, grid=GRID, resamples=RESAMPLES)
-LABEL = re.compile(r"train_levels=(\d+)(?: \((.+)\))?$")
 RUN_LEVELS = re.compile(r"train_levels=(\d+)-s\d+$")
 FPR_GRID = np.linspace(0, 1, 101)
 
@@ -140,18 +139,8 @@ def decision_leads(runs: list[Path]) -> dict:
 def rates(runs: list[Path], out: Path) -> dict:
     """{learner: {N: {split: {outcome: {value, low, high}}, seeds}}} from a comparison of
     one N's trials (its train split included: they share their training levels)."""
-    summary = json.loads((compare([run / folder for run in runs for folder in (
-        "evaluation", "evaluation-member")], out) / "summary.json").read_text())
-    table: dict = {}
-    for label, entry in summary["learners"].items():
-        match = LABEL.search(label)
-        if match is None:
-            continue
-        learner = match.group(2) or "trained"
-        table.setdefault(learner, {})[match.group(1)] = {
-            "seeds": len(entry["runs"]),
-            **{split: data["curve"][0]["outcomes"] for split, data in entry["splits"].items()}}
-    return table
+    return rates_by_levels(json.loads((compare([run / folder for run in runs for folder in (
+        "evaluation", "evaluation-member")], out) / "summary.json").read_text()))
 
 
 def average_roc(folders: list[Path], window: int, pair: tuple[float, float]) -> list[float]:
@@ -264,7 +253,7 @@ def report_lines(results: dict) -> list[str]:
                 cells = [f"{split} catastrophe {100 * entry[split]['catastrophe']['value']:.1f}%"
                          f" solved {100 * entry[split]['solved']['value']:.1f}%"
                          for split in ("train", "test-id", "test-ood") if split in entry]
-                lines.append(f"{family} N={n} {LEARNERS[learner]} ({entry['seeds']} seeds): "
+                lines.append(f"{family} N={n} {LEARNERS[learner]} ({len(entry['seeds'])} seeds): "
                              + ", ".join(cells))
         for n, by_learner in sorted(data["prediction"].items(), key=lambda item: int(item[0])):
             for learner, entry in by_learner.items():

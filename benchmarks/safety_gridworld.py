@@ -29,7 +29,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from sweep_experiment import arguments, train_missing
+from sweep_experiment import arguments, rates_by_levels, train_missing
 
 from fewshot.eval.evaluation import RECORDS, compare, evaluate_run
 from fewshot.provenance import provenance
@@ -41,7 +41,6 @@ LEARNERS = ("trained", "ensemble", "blocked", "blocked-ensemble")
 SHOWN = {"trained": "DQN", "ensemble": "ensemble mean (9)", "blocked": "DQN + blocker",
          "blocked-ensemble": "ensemble + blocker", "scripted-oracle": "oracle"}
 COLOURS = {"trained": "C0", "blocked": "C1", "blocked-ensemble": "C2", "ensemble": "C3"}
-LABEL = re.compile(r"train_levels=(\d+)(?: \((.+)\))?$")
 RUN_LEVELS = re.compile(r"train_levels=(\d+)-s\d+$")
 TRAIN_FIT_LEARNERS = ("trained", "ensemble")
 TRAIN_FIT_TASKS = 200
@@ -58,21 +57,6 @@ def sweep_folder(family: str) -> Path:
 def evaluated_folders(sweep: Path) -> list[Path]:
     """Every published evaluation of the sweep's trials (a partial sweep has fewer)."""
     return sorted(p.parent for p in (sweep / "runs").glob(f"*/evaluation*/{RECORDS}"))
-
-
-def rates(summary: dict) -> dict:
-    """{learner: {N: {split: {outcome: {value, low, high}}}}} from a comparison."""
-    table: dict = {}
-    for label, entry in summary["learners"].items():
-        match = LABEL.search(label)
-        if match is None:
-            continue
-        learner = match.group(2) or "trained"
-        per_split = {split: data["curve"][0]["outcomes"]
-                     for split, data in entry["splits"].items()}
-        table.setdefault(learner, {})[int(match.group(1))] = {
-            "seeds": entry["runs"], **per_split}
-    return table
 
 
 def training_fit(sweep: Path, family_results: Path) -> dict:
@@ -101,7 +85,7 @@ def training_fit(sweep: Path, family_results: Path) -> dict:
                            for run in runs for learner in TRAIN_FIT_LEARNERS]
                 compare(folders, out)
         summary = json.loads((out / "summary.json").read_text())
-        for learner, by_level in rates(summary).items():
+        for learner, by_level in rates_by_levels(summary).items():
             table.setdefault(learner, {}).update(by_level)
     return table
 
@@ -166,7 +150,7 @@ def main() -> None:
             continue
         comparison = compare(folders, results_dir / family / "comparison")
         summary = json.loads((comparison / "summary.json").read_text())
-        results[family] = {"learners": rates(summary),
+        results[family] = {"learners": rates_by_levels(summary),
                            "oracle": oracle_rates(folders[0].parent, results_dir / family),
                            "train_fit": training_fit(sweep, results_dir / family),
                            "evaluations": len(folders)}
