@@ -15,7 +15,7 @@ Letters: T steps, N trials (one episode each), M members, K tasks (levels).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,7 +100,8 @@ def bootstrap_aucs(score_TN: Any, label_TN: Any, valid_TN: Any, level_N: Any, *,
     return np.asarray([auc for auc in aucs if auc is not None], dtype=np.float64)
 
 
-def level_draws(level_N: Any, *, seed: int, resamples: int = RESAMPLES):
+def level_draws(level_N: Any, *, seed: int, resamples: int = RESAMPLES
+                ) -> Iterator[np.ndarray]:
     """`resamples` bootstrap replicates of the levels, as weights of the trials [N]: each
     replicate draws as many levels as there are, with replacement (a seeded numpy
     Generator), and a trial weighs as many times as its level was drawn."""
