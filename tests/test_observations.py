@@ -113,4 +113,6 @@ def test_a_channel_beyond_the_observation_is_named():
     family = locomotion_family(name="test-cheetah-gain-999", robot=CHEETAH, reward=Forward(),
                                observation=[ChannelGain(channels=(999,))], horizon=10)
     with pytest.raises(ValueError, match=r"channels \[999\] do not fit an observation of 17"):
-        family.make_vec([family.default_task], seed=0).reset()
+        family.make_vec([family.default_task], seed=0)
+    with pytest.raises(ValueError, match=r"channels \[999\] do not fit an observation of 17"):
+        family.make_env(family.default_task)

@@ -12,7 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from tasks.locomotion.dynamics import Factors, combined_factors, model_field
-from tasks.locomotion.observations import extra_size, observe
+from tasks.locomotion.observations import observation_size, observe
 from tasks.locomotion.robots import PhysicsState, Robot, quiet_mujoco
 from tasks.locomotion.transition import instability_counts, outcome
 from tasks.vector import SimStep
@@ -48,7 +48,7 @@ class LocomotionSim:
                                    cfrc_ext=b.bind("cfrc_ext"))
         self._ctrl = b.bind("ctrl")
         self._task: dict[str, np.ndarray] = {}
-        obs_size = robot.observe(self._state).shape[1] + extra_size(self.observation)
+        obs_size = observation_size(self.observation, robot.observe(self._state).shape[1])
         self.single_observation_space = spaces.Box(-np.inf, np.inf, (obs_size,), np.float64)
         low, high = robot.model.actuator_ctrlrange.astype(np.float32).T
         self.single_action_space = spaces.Box(low, high, dtype=np.float32)

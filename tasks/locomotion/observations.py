@@ -68,6 +68,9 @@ class Distractors:
     def extra_size(self) -> int:
         return self.count
 
+    def check_fits(self, obs_size: int) -> None:
+        """Appended features fit any observation."""
+
     def apply(self, obs_NO: np.ndarray, task: Mapping[str, np.ndarray]) -> np.ndarray:
         features_NK = np.stack([np.asarray(task[name], dtype=np.float64)
                                 for name in self.names], axis=1)
@@ -112,10 +115,12 @@ class ChannelGain:
     def extra_size(self) -> int:
         return 0
 
-    def apply(self, obs_NO: np.ndarray, task: Mapping[str, np.ndarray]) -> np.ndarray:
-        if max(self.channels) >= obs_NO.shape[1]:
+    def check_fits(self, obs_size: int) -> None:
+        if max(self.channels) >= obs_size:
             raise ValueError(f"ChannelGain: channels {list(self.channels)} do not fit an "
-                             f"observation of {obs_NO.shape[1]} numbers")
+                             f"observation of {obs_size} numbers")
+
+    def apply(self, obs_NO: np.ndarray, task: Mapping[str, np.ndarray]) -> np.ndarray:
         out = np.array(obs_NO, dtype=np.float64)
         gain_N = np.asarray(task["observation_gain"], dtype=np.float64)
         out[:, list(self.channels)] *= gain_N.reshape(-1, 1)
@@ -130,5 +135,12 @@ def observe(parts: Sequence[Distractors | ChannelGain], obs_NO: np.ndarray,
     return obs_NO
 
 
-def extra_size(parts: Sequence[Distractors | ChannelGain]) -> int:
-    return sum(part.extra_size for part in parts)
+def observation_size(parts: Sequence[Distractors | ChannelGain], robot_size: int) -> int:
+    """The size of the observations the parts make of the robot's `robot_size` numbers,
+    once each part is checked to fit the observation it receives (a ValueError naming
+    the part when not)."""
+    size = robot_size
+    for part in parts:
+        part.check_fits(size)
+        size += part.extra_size
+    return size

@@ -18,7 +18,7 @@ from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 from tasks.family import check_seed
 from tasks.locomotion.dynamics import combined_factors, model_field
-from tasks.locomotion.observations import extra_size, observe
+from tasks.locomotion.observations import observation_size, observe
 from tasks.locomotion.robots import PhysicsState, Robot, quiet_mujoco
 from tasks.locomotion.transition import instability_counts, outcome
 from tasks.vector import SingleEnvGuard
@@ -49,7 +49,8 @@ class LocomotionEnv(SingleEnvGuard, MujocoEnv):
         self._defaults = {name: model_field(self.model, name).copy()
                           for name in ("body_mass", "body_inertia", "geom_friction",
                                        "dof_damping", "opt.gravity", "actuator_gear")}
-        obs_size = robot.observe(self._physics_state()).shape[1] + extra_size(self.observation)
+        obs_size = observation_size(self.observation,
+                                    robot.observe(self._physics_state()).shape[1])
         self.observation_space = spaces.Box(-np.inf, np.inf, (obs_size,), np.float64)
         self.set_task(task)
 
