@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 from tasks.bandit import bandit
 from tasks.family import TaskFamily
@@ -17,11 +18,20 @@ from tasks.locomotion.observations import Distractors
 from tasks.locomotion.rewards import Direction, Forward, Gait, PlanarDirection, TargetVelocity
 from tasks.point_nav import point_nav
 
+GAITS = Gait().names
 
-def cheetah_vel() -> TaskFamily:
+
+def cheetah_vel(*, train_low: float = 0.0, train_high: float = 2.0) -> TaskFamily:
+    """train_low = train_high = v: a specialist's family, trained on speed v alone."""
+    if not 0.0 <= train_low <= train_high <= 3.0:
+        raise ValueError(f"family 'cheetah-vel': options train_low <= train_high must lie in "
+                         f"[0, 3] m/s, got {train_low} and {train_high}")
+    ood = (2.0, 3.0) if train_high <= 2.0 else None  # test-ood never overlaps train
     return locomotion_family(
-        name="cheetah-vel", robot=CHEETAH, reward=TargetVelocity(), horizon=200,
-        doc="HalfCheetah at a target speed; ID v in [0, 2), OOD [2, 3) m/s")
+        name="cheetah-vel", robot=CHEETAH,
+        reward=TargetVelocity(train=(train_low, train_high), ood=ood), horizon=200,
+        doc=f"HalfCheetah at a target speed; ID v in [{train_low:g}, {train_high:g})"
+            + (", OOD [2, 3) m/s" if ood else " m/s"))
 
 
 def cheetah_dir() -> TaskFamily:
@@ -30,10 +40,12 @@ def cheetah_dir() -> TaskFamily:
         doc="HalfCheetah forward or backward; no OOD split")
 
 
-def cheetah_gait() -> TaskFamily:
+def cheetah_gait(*, only: Literal["", *GAITS] = "") -> TaskFamily:  # type: ignore[valid-type]
+    """only = a gait: a specialist's family, trained on that gait alone."""
     return locomotion_family(
-        name="cheetah-gait", robot=CHEETAH, reward=Gait(), horizon=200,
-        doc="HalfCheetah runs forward with a given gait; OOD gait: hop")
+        name="cheetah-gait", robot=CHEETAH, reward=Gait(only=only), horizon=200,
+        doc="HalfCheetah runs forward with a given gait; OOD gait: hop"
+            + (f"; trained on {only} only" if only else ""))
 
 
 def cheetah_dyn() -> TaskFamily:
@@ -43,12 +55,17 @@ def cheetah_dyn() -> TaskFamily:
                          "ID [0.5, 2), OOD to [0.25, 4)")
 
 
-def cheetah_distract() -> TaskFamily:
+def cheetah_distract(*, colours: int = 0) -> TaskFamily:
+    """colours = K > 0: train on K fixed colours of the ID box, test-id on the rest of it."""
+    if colours < 0:
+        raise ValueError(f"family 'cheetah-distract': option colours must be an integer "
+                         f">= 0 (0: the whole ID range), got {colours}")
     return locomotion_family(
         name="cheetah-distract", robot=CHEETAH, reward=Forward(),
-        observation=[Distractors()], horizon=200,
+        observation=[Distractors(colours=colours)], horizon=200,
         doc="HalfCheetah runs forward; 4 task features that change nothing appended to "
-            "the observation; ID [-0.5, 0.5), OOD to [-2, 2)")
+            "the observation; ID [-0.5, 0.5)" + (f" ({colours} training colours)"
+                                                  if colours else "") + ", OOD to [-2, 2)")
 
 
 def cheetah_vel_dyn() -> TaskFamily:

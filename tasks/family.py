@@ -368,7 +368,9 @@ def combine_splits(parts: Sequence[Mapping[str, Region]]) -> dict[str, Region]:
     least one part is out of distribution and the others are anywhere declared:
     the union over parts i with an OOD split of
     (parts before i: train) x (part i: test-ood) x (parts after i: train or test-ood),
-    whose pieces are disjoint, so the union is sampled uniformly by volume. Parts
+    whose pieces are disjoint, so the union is sampled uniformly by volume. test-id is
+    the training region unless a part declares its own (a part trained on a few points of
+    a range tests on the range): then the product of each part's test-id, or train. Parts
     without parameters (a fixed reward) take no part in the splits.
     """
     parts = [p for p in parts if p]
@@ -378,6 +380,8 @@ def combine_splits(parts: Sequence[Mapping[str, Region]]) -> dict[str, Region]:
     pieces = [product([q["train"] for q in parts[:i]] + [p["test-ood"]] + anywhere[i + 1:])
               for i, p in enumerate(parts) if "test-ood" in p]
     splits = {"train": train}
+    if any("test-id" in p for p in parts):
+        splits["test-id"] = product([p.get("test-id", p["train"]) for p in parts])
     if pieces:
         splits["test-ood"] = union(pieces)
     return splits

@@ -10,7 +10,7 @@ import pytest
 import tasks
 from tasks.locomotion import CHEETAH, locomotion_family
 from tasks.locomotion.dynamics import Scaling
-from tasks.locomotion.observations import ChannelGain, Distractors
+from tasks.locomotion.observations import ChannelGain, Distractors, ObservationNoise
 from tasks.locomotion.rewards import Forward, TargetVelocity
 
 STEPS = 30
@@ -103,6 +103,9 @@ def test_forward_with_distractors_has_only_their_splits():
     (lambda: Distractors(train_range=(-3.0, 0.0)), "must lie within ood_range"),
     (lambda: ChannelGain(channels=()), "channels must be non-empty"),
     (lambda: ChannelGain(ood_range=(0.0, 2.0)), "gains are positive"),
+    (lambda: Distractors(colours=-1), "colours must be an integer >= 0"),
+    (lambda: ObservationNoise(ood_range=(-1.0, 0.2)), "standard deviation is >= 0"),
+    (lambda: ObservationNoise(train_range=(0.0, 0.5)), "must lie within ood_range"),
 ])
 def test_bad_settings_are_named(part, message):
     with pytest.raises(ValueError, match=message):
@@ -116,3 +119,104 @@ def test_a_channel_beyond_the_observation_is_named():
         family.make_vec([family.default_task], seed=0)
     with pytest.raises(ValueError, match=r"channels \[999\] do not fit an observation of 17"):
         family.make_env(family.default_task)
+
+
+def noisy_family():
+    return locomotion_family(name="test-cheetah-noise", robot=CHEETAH, reward=Forward(),
+                             observation=[Distractors(count=1), ObservationNoise()],
+                             horizon=50)
+
+
+def test_observation_noise_has_the_tasks_std_and_changes_neither_physics_nor_reward():
+    family = noisy_family()
+    quiet = family.task_from_dict(dict(distractor_0=0.3, observation_noise=0.0))
+    noisy = family.task_from_dict(dict(distractor_0=0.3, observation_noise=0.15))
+    # the noise is drawn after the reset's physics noise, so the first observations differ
+    # only by it; the dynamics and rewards are those of the quiet task
+    obs, rewards = rollout(family, [quiet, noisy], seed=3)
+    same, same_rewards = rollout(family, [quiet, quiet], seed=3)
+    np.testing.assert_array_equal(rewards, same_rewards)
+    np.testing.assert_array_equal(obs[:, 0], same[:, 0])
+    assert obs[:, 0, -1].tolist() == [0.3] * (STEPS + 1)  # no noise at std 0
+    noise = obs[1:, 1] - same[1:, 1]  # the quiet simulation 1's noise-free observations
+    # fresh noise at every step on every number, of the task's scale
+    assert np.abs(noise).min() > 0
+    assert 0.12 < noise.std() < 0.18
+    assert abs(noise.mean()) < 0.03
+
+
+def test_observation_noise_of_the_batched_env_equals_the_reference_envs():
+    family = noisy_family()
+    task = family.task_from_dict(dict(distractor_0=-0.2, observation_noise=0.1))
+    venv = family.make_vec([task, task], autoreset_mode="disabled")
+    batched, _ = venv.reset(seed=[11, 12])
+    envs = [family.make_env(task) for _ in range(2)]
+    firsts = [env.reset(seed=seed)[0] for env, seed in zip(envs, (11, 12), strict=True)]
+    np.testing.assert_allclose(batched, np.stack(firsts), rtol=0, atol=1e-8)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        action = rng.uniform(-1, 1, (2, 6)).astype(np.float32)
+        obs, reward, *_ = venv.step(action)
+        for n, env in enumerate(envs):
+            single, single_reward, *_ = env.step(action[n])
+            np.testing.assert_allclose(obs[n], single, rtol=0, atol=1e-7)
+            assert single_reward == pytest.approx(reward[n], abs=1e-7)
+    # the two simulations' noise streams differ: their seeds do
+    assert not np.allclose(obs[0], obs[1])
+
+
+def test_noise_splits_hold_out_noisier_sensors():
+    family = locomotion_family(name="test-cheetah-noise-only", robot=CHEETAH, reward=Forward(),
+                               observation=[ObservationNoise()], horizon=50)
+    rng = np.random.default_rng(0)
+    train = family.task_arrays(family.sample(300, "train", rng))["observation_noise"]
+    ood = family.task_arrays(family.sample(300, "test-ood", rng))["observation_noise"]
+    assert ((train >= 0) & (train < 0.05)).all()
+    assert ((ood >= 0.05) & (ood < 0.2)).all()
+
+
+def test_training_colours_are_a_few_fixed_points_and_test_id_the_rest_of_the_box():
+    family = tasks.get("cheetah-distract", colours=3)
+    names = [f"distractor_{i}" for i in range(4)]
+    colours = family.finite_tasks("train")
+    assert len(colours) == 3
+    values = np.array([[getattr(c, n) for n in names] for c in colours])
+    assert ((values >= -0.5) & (values < 0.5)).all()
+    assert len({tuple(v) for v in values}) == 3
+    # training draws only those colours; test-id draws the box, almost surely new colours
+    rng = np.random.default_rng(1)
+    drawn = family.sample(60, "train", rng)
+    assert {tuple(getattr(t, n) for n in names) for t in drawn} == {tuple(v) for v in values}
+    fresh = family.task_arrays(family.sample(60, "test-id", rng))
+    fresh_values = np.stack([fresh[n] for n in names], axis=1)
+    assert ((fresh_values >= -0.5) & (fresh_values < 0.5)).all()
+    assert not any((fresh_values == v).all(axis=1).any() for v in values)
+    # the same option gives the same colours (they are part of the family, not the run)
+    again = tasks.get("cheetah-distract", colours=3)
+    assert again.finite_tasks("train") == colours
+    ood = family.task_arrays(family.sample(60, "test-ood", rng))
+    assert (np.abs(np.stack([ood[n] for n in names], axis=1)) >= 0.5).any(axis=1).all()
+
+
+def test_the_range_trained_family_draws_a_fresh_colour_for_every_task():
+    family = tasks.get("cheetah-distract")
+    drawn = family.task_arrays(family.sample(50, "train", np.random.default_rng(0)))
+    assert len(set(drawn["distractor_0"].tolist())) == 50
+    with pytest.raises(ValueError, match="option colours must be an integer >= 0"):
+        tasks.get("cheetah-distract", colours=-2)
+
+
+def test_specialist_families_train_on_one_task():
+    hop = tasks.get("cheetah-gait", only="hop")
+    assert [t.gait for t in hop.finite_tasks("train")] == [4]
+    assert "test-ood" not in hop.splits
+    assert tasks.get("cheetah-gait").task_from_dict({"gait": 4}).gait == 4
+    fast = tasks.get("cheetah-vel", train_low=2.5, train_high=2.5)
+    assert {t.goal_velocity for t in fast.sample(5, "train", np.random.default_rng(0))} == {2.5}
+    assert "test-ood" not in fast.splits  # 2.5 m/s is the usual test-ood
+    slow = tasks.get("cheetah-vel", train_low=1.0, train_high=1.0)
+    assert "test-ood" in slow.splits
+    with pytest.raises(ValueError, match="options train_low <= train_high must lie in"):
+        tasks.get("cheetah-vel", train_low=2.0, train_high=1.0)
+    with pytest.raises(ValueError, match="option only must be one of"):
+        tasks.get("cheetah-gait", only="gallop")

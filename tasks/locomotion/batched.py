@@ -48,6 +48,8 @@ class LocomotionSim:
                                    cfrc_ext=b.bind("cfrc_ext"))
         self._ctrl = b.bind("ctrl")
         self._task: dict[str, np.ndarray] = {}
+        # each simulation's generator, as its last reset gave it (observation noise)
+        self._rngs: list[np.random.Generator | None] = [None] * num_envs
         obs_size = observation_size(self.observation, robot.observe(self._state).shape[1])
         self.single_observation_space = spaces.Box(-np.inf, np.inf, (obs_size,), np.float64)
         low, high = robot.model.actuator_ctrlrange.astype(np.float32).T
@@ -74,10 +76,11 @@ class LocomotionSim:
         self.batch.reset(ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
         for i, rng in zip(ids, rngs, strict=True):
             self._state.qpos[i], self._state.qvel[i] = self.robot.reset_state(rng)
+            self._rngs[i] = rng
         with quiet_mujoco():
             self.batch.forward(ids)
         return observe(self.observation, self.robot.observe(self._state)[ids],
-                       {name: values[ids] for name, values in self._task.items()})
+                       {name: values[ids] for name, values in self._task.items()}, rngs)
 
     def step(self, action_NA: np.ndarray, active_N: np.ndarray) -> SimStep:
         action_NA = self.robot.clip_action(action_NA)
@@ -91,6 +94,8 @@ class LocomotionSim:
         out = outcome(robot=self.robot, reward_part=self.reward, task=self._task,
                       state=self._state, xy_before=xy_before, action=action_NA,
                       unstable=unstable)
-        return SimStep(obs_NO=observe(self.observation, out.obs, self._task),
+        rngs = [rng if active else None for rng, active in zip(self._rngs, active_N,
+                                                                  strict=True)]
+        return SimStep(obs_NO=observe(self.observation, out.obs, self._task, rngs),
                        reward_N=out.reward, terms=out.terms, terminated_N=out.terminated,
                        diverged_N=out.diverged)

@@ -100,7 +100,7 @@ class LocomotionEnv(SingleEnvGuard, MujocoEnv):
         qpos, qvel = self.robot.reset_state(self.np_random)
         self.set_state(qpos, qvel)
         return observe(self.observation, self.robot.observe(self._physics_state()),
-                       self._task_arrays)[0]
+                       self._task_arrays, [self.np_random])[0]
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self.check_ready()
@@ -122,7 +122,7 @@ class LocomotionEnv(SingleEnvGuard, MujocoEnv):
                       unstable=unstable)
         info = {"diverged": bool(out.diverged[0]),
                 **{f"reward_{k}": float(v[0]) for k, v in out.terms.items()}}
-        obs = observe(self.observation, out.obs, self._task_arrays)
+        obs = observe(self.observation, out.obs, self._task_arrays, [self.np_random])
         return obs[0], float(out.reward[0]), bool(out.terminated[0]), False, info
 
     def _physics_state(self) -> PhysicsState:

@@ -145,6 +145,9 @@ class Gait:
     front-leg (likewise for the back leg), high-torso (keep the torso high), and hop
     (flight phases: a bonus for the torso's height while no body touches the ground, at
     half the speed weight). hop is held out as the OOD gait.
+
+    `only` = a gait's name trains on that gait alone (a specialist's tasks, the reference a
+    gait's scores are normalised by); there is then no test-ood split.
     """
 
     names: tuple[str, ...] = ("run", "back-leg", "front-leg", "high-torso", "hop")
@@ -157,8 +160,12 @@ class Gait:
         (0.5, 10.0, 0.0, 0.0, 0.0),    # hop
     ))
     ood: tuple[str, ...] = ("hop",)
+    only: str = ""
 
     def __post_init__(self) -> None:
+        if self.only and self.only not in self.names:
+            raise ValueError(f"Gait: only must be one of {list(self.names)} (or empty), got "
+                             f"{self.only!r}")
         if len(self.weights) != len(self.names) or any(
                 len(w) != len(GAIT_FEATURES) for w in self.weights):
             raise ValueError(f"Gait: need one weight row of {len(GAIT_FEATURES)} "
@@ -173,6 +180,8 @@ class Gait:
 
     @property
     def splits(self) -> dict[str, Region]:
+        if self.only:
+            return {"train": choice("gait", [self.names.index(self.only)])}
         ood = [i for i, n in enumerate(self.names) if n in self.ood]
         train = [i for i, n in enumerate(self.names) if n not in self.ood]
         splits = {"train": choice("gait", train)}
