@@ -21,17 +21,18 @@ from tasks.point_nav import point_nav
 GAITS = Gait().names
 
 
-def cheetah_vel(*, train_low: float = 0.0, train_high: float = 2.0) -> TaskFamily:
-    """train_low = train_high = v: a specialist's family, trained on speed v alone."""
-    if not 0.0 <= train_low <= train_high <= 3.0:
-        raise ValueError(f"family 'cheetah-vel': options train_low <= train_high must lie in "
-                         f"[0, 3] m/s, got {train_low} and {train_high}")
-    ood = (2.0, 3.0) if train_high <= 2.0 else None  # test-ood never overlaps train
+def cheetah_vel(*, only: float = -1.0) -> TaskFamily:
+    """only = a speed v in [0, 3]: a specialist's family, trained on v alone (no test-ood
+    when v is an OOD speed); the default -1 trains on the whole ID range."""
+    if only != -1.0 and not 0.0 <= only <= 3.0:
+        raise ValueError(f"family 'cheetah-vel': option only must be a speed in [0, 3] m/s "
+                         f"(or -1: the whole ID range), got {only}")
+    train = (0.0, 2.0) if only == -1.0 else (only, only)
+    ood = (2.0, 3.0) if only < 2.0 else None  # test-ood never overlaps train
     return locomotion_family(
-        name="cheetah-vel", robot=CHEETAH,
-        reward=TargetVelocity(train=(train_low, train_high), ood=ood), horizon=200,
-        doc=f"HalfCheetah at a target speed; ID v in [{train_low:g}, {train_high:g})"
-            + (", OOD [2, 3) m/s" if ood else " m/s"))
+        name="cheetah-vel", robot=CHEETAH, reward=TargetVelocity(train=train, ood=ood),
+        horizon=200, doc="HalfCheetah at a target speed; ID v in [0, 2), OOD [2, 3) m/s"
+                         + (f"; trained on {only:g} m/s only" if only != -1.0 else ""))
 
 
 def cheetah_dir() -> TaskFamily:

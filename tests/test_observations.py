@@ -211,12 +211,13 @@ def test_specialist_families_train_on_one_task():
     assert [t.gait for t in hop.finite_tasks("train")] == [4]
     assert "test-ood" not in hop.splits
     assert tasks.get("cheetah-gait").task_from_dict({"gait": 4}).gait == 4
-    fast = tasks.get("cheetah-vel", train_low=2.5, train_high=2.5)
+    fast = tasks.get("cheetah-vel", only=2.5)
     assert {t.goal_velocity for t in fast.sample(5, "train", np.random.default_rng(0))} == {2.5}
     assert "test-ood" not in fast.splits  # 2.5 m/s is the usual test-ood
-    slow = tasks.get("cheetah-vel", train_low=1.0, train_high=1.0)
-    assert "test-ood" in slow.splits
-    with pytest.raises(ValueError, match="options train_low <= train_high must lie in"):
-        tasks.get("cheetah-vel", train_low=2.0, train_high=1.0)
+    assert "test-ood" in tasks.get("cheetah-vel", only=1.0).splits
+    assert tasks.get("cheetah-vel").splits == tasks.get("cheetah-vel", only=-1.0).splits
+    assert tasks.get("cheetah-vel").region("test-ood").boxes[0]["goal_velocity"].lo == 2.0
+    with pytest.raises(ValueError, match=r"option only must be a speed in \[0, 3\] m/s"):
+        tasks.get("cheetah-vel", only=3.5)
     with pytest.raises(ValueError, match="option only must be one of"):
         tasks.get("cheetah-gait", only="gallop")
