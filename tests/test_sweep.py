@@ -94,6 +94,12 @@ def sweep(tmp_path_factory):
      "sample.maml.hidden_sizes.choice must be numbers, strings, booleans or null"),
     ({**SEARCH, "sample": {"maml.inner_lr": {"uniform": [-1, 0.5]}}},  # a bound, checked
      "config field maml.inner_lr must be > 0, got -1"),
+    ({"evaluate": {"task_sets": {"near": []}}}, "field evaluate.task_sets must be a mapping "
+                                                "of set names to non-empty lists"),
+    ({"evaluate": {"task_sets": {"test-id": [{"goal_x": 0.1, "goal_y": 0.0}]}}},
+     r"evaluate.task_sets \['test-id'\] are named like splits in evaluate.splits"),
+    ({"evaluate": {"splits": [], "task_sets": {"near": [{"goal_x": 7.0, "goal_y": 0.0}]}}},
+     "set 'near', task 0: task parameter 'goal_x' must be in"),
 ])
 def test_a_bad_spec_fails_before_anything_starts_naming_the_field(change, message):
     with pytest.raises(SpecError, match=message):
@@ -142,6 +148,20 @@ def test_a_sweep_trains_evaluates_and_compares_every_trial(sweep):
     assert sorted(report["learners"]) == ["maml-point-nav inner_lr=0.05",
                                           "maml-point-nav inner_lr=0.1"]
     assert all(len(entry["runs"]) == 2 for entry in report["learners"].values())  # 2 seeds
+
+
+def test_a_sweep_scores_its_trials_on_the_task_sets_of_its_spec(tmp_path):
+    near = [{"goal_x": 0.1, "goal_y": 0.0}, {"goal_x": 0.0, "goal_y": -0.2}]
+    spec = {**SPEC, "grid": {}, "seeds": [0],
+            "evaluate": {"splits": ["test-ood"], "episodes": 1, "tasks": 1, "trials": 1,
+                         "task_sets": {"near": near}}}
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(write_spec(tmp_path, spec)), "--out", str(out),
+                     "--no-progress"]) == 0
+    frozen = json.loads((out / "runs" / "maml-point-nav-s0" / "evaluation" /
+                         "tasks.json").read_text())
+    assert frozen["splits"]["near"] == near
+    assert sorted(frozen["splits"]) == ["near", "test-ood"]
 
 
 def test_each_run_remembers_the_sweep_and_trial_that_started_it(sweep):

@@ -33,7 +33,7 @@ from fewshot.eval import report, stats
 from fewshot.eval.harness import EvaluationSettings, evaluate, freeze_tasks
 from fewshot.eval.learner import Learner
 from fewshot.eval.records import Records
-from fewshot.eval.task_sets import load_task_sets
+from fewshot.eval.task_sets import load_task_sets, task_sets_from_json
 from fewshot.provenance import provenance
 from fewshot.run.checkpoint import make_folder, publish_dir
 from fewshot.run.config import RunConfig
@@ -95,13 +95,17 @@ def evaluate_run(run_dir: Path, settings: EvaluationSettings, *, learner: str = 
                  label: str | None = None, out: Path | None = None,
                  progress: bool = True) -> Path:
     """Score a run's learner (or a reference learner on its family) on the frozen splits
-    in `settings.splits` and on `task_sets` (named lists of tasks, or a JSON file of them);
+    in `settings.splits` and on `task_sets` (named lists of tasks or of their parameter
+    values, or a JSON file of them);
     returns the evaluation folder."""
     run_dir = Path(run_dir)
     config, model = load_run(run_dir)
     family = config.family_object()
     if isinstance(task_sets, Path):
         task_sets = load_task_sets(family, task_sets)
+    elif task_sets and any(isinstance(t, Mapping) for ts in task_sets.values() for t in ts):
+        task_sets = task_sets_from_json(family, {"sets": dict(task_sets)},
+                                        source="task sets")
     if settings.horizon is None and config.horizon is not None:
         settings = replace(settings, horizon=config.horizon)
     label = label or default_label(learner, config, run_dir)

@@ -68,6 +68,7 @@ def run_locked(spec: Spec, out: Path, *, address: str | None, resume: bool,
                                (("stop_early", spec.stop_early), ("search", spec.search))
                                if section is not None},
               "settings": {**spec.settings.__dict__, "splits": list(spec.settings.splits)},
+              "task_sets": spec.task_sets,
               "base": spec.base, "seed": spec.seeds[0], "cpus": spec.cpus_per_trial,
               "sweep_command": [sys.executable, *sys.argv]}
     started_here = not ray.is_initialized()

@@ -10,6 +10,8 @@ before anything starts, so a mistake is named before the first trial runs.
     cpus_per_trial: 1
     evaluate: {learners: [trained], splits: [test-id, test-ood], episodes: 3, tasks: 20,
                trials: 5, seed: 0}
+    # or, on tasks of one's own (a name that is no declared split, e.g. "speeds"),
+    # evaluate: {splits: [], task_sets: {speeds: [{goal_velocity: 0.5}]}, ...}
     stop_early: {metric: return_step1, mode: max, grace_period: 5}   # optional, ASHA
 
 With `search: {algorithm: optuna, metric: return_step1, mode: max}`, Optuna (through
@@ -40,6 +42,7 @@ from fewshot import registry
 from fewshot.checks import ConfigError
 from fewshot.eval.evaluation import learner_kinds
 from fewshot.eval.harness import EvaluationSettings
+from fewshot.eval.task_sets import task_sets_from_json
 from fewshot.run.config import RunConfig, from_dict, is_version1, migrate, to_dict
 from fewshot.runtime import derived_seed
 
@@ -50,7 +53,7 @@ DISTRIBUTIONS = {
     "loguniform": lambda rng, a, b: float(math.exp(rng.uniform(math.log(a), math.log(b)))),
     "randint": lambda rng, a, b: int(rng.integers(a, b)),
 }
-EVALUATE_KEYS = ("learners", "splits", "episodes", "tasks", "trials", "seed")
+EVALUATE_KEYS = ("learners", "splits", "episodes", "tasks", "trials", "seed", "task_sets")
 STOP_EARLY_KEYS = ("metric", "mode", "grace_period", "reduction_factor")
 SEARCH_KEYS = ("algorithm", "metric", "mode", "seed")
 SEARCH_ALGORITHMS = ("optuna",)
@@ -77,6 +80,7 @@ class Spec:
     cpus_per_trial: int
     learners: list[str] | dict[str, list[str]]  # see learners_of
     settings: EvaluationSettings
+    task_sets: dict[str, list[dict[str, Any]]]  # set name -> tasks as parameter values
     stop_early: dict[str, Any] | None
     source: dict[str, Any] = field(repr=False)  # the SPEC as read (stored with the sweep)
     search: dict[str, Any] | None = None  # algorithm, metric, mode, seed
@@ -117,7 +121,7 @@ def parse_spec(values: dict[str, Any], *, base_dir: Path, source: str = "SPEC",
              "seeds", "a non-empty list of distinct integers >= 0", seeds, source)
     cpus = values.get("cpus_per_trial", 1)
     _require(_is_count(cpus), "cpus_per_trial", "an integer >= 1", cpus, source)
-    learners, settings = checked_evaluate(values.get("evaluate") or {}, source)
+    learners, settings, task_sets = checked_evaluate(values.get("evaluate") or {}, source)
     stop_early = checked_stop_early(values.get("stop_early"), source)
     search = checked_search(values.get("search"), grid, sample, seeds, source)
     if search is None:
@@ -127,6 +131,8 @@ def parse_spec(values: dict[str, Any], *, base_dir: Path, source: str = "SPEC",
                   for values in corners(sample)]
     for trial in trials:
         config = from_dict(copy.deepcopy(trial.config))
+        if task_sets:
+            check_spec_task_sets(config, task_sets, settings, source)
         wrong = [kind for kind in learners_of(learners, config.algo)
                  if kind not in learner_kinds(config)]
         if wrong:
@@ -134,8 +140,8 @@ def parse_spec(values: dict[str, Any], *, base_dir: Path, source: str = "SPEC",
                             f"{trial.name} ({config.algo}); its learners: "
                             f"{learner_kinds(config)}")
     return Spec(trials=[] if search else trials, cpus_per_trial=cpus, learners=learners,
-                settings=settings, stop_early=stop_early, source=values, search=search,
-                base=base, sample=sample, num_samples=num_samples, seeds=seeds)
+                settings=settings, task_sets=task_sets, stop_early=stop_early, source=values,
+                search=search, base=base, sample=sample, num_samples=num_samples, seeds=seeds)
 
 
 def read_base(base: Any, base_dir: Path, source: str) -> dict[str, Any]:
@@ -190,7 +196,7 @@ def checked_sample(sample: Any, source: str) -> dict[str, tuple[str, list]]:
     return checked
 
 
-def checked_evaluate(values: Any, source: str) -> tuple[Any, EvaluationSettings]:
+def checked_evaluate(values: Any, source: str) -> tuple[Any, EvaluationSettings, dict]:
     _require(isinstance(values, dict), "evaluate", f"a mapping with {list(EVALUATE_KEYS)}",
              values, source)
     unknown = sorted(set(values) - set(EVALUATE_KEYS), key=str)
@@ -210,7 +216,29 @@ def checked_evaluate(values: Any, source: str) -> tuple[Any, EvaluationSettings]
             trials=values.get("trials", 5), seed=values.get("seed", 0))
     except (TypeError, ValueError) as error:
         raise SpecError(f"{source}: evaluate: {error}") from error
-    return learners, settings
+    task_sets = values.get("task_sets", {})
+    _require(isinstance(task_sets, dict) and all(
+        isinstance(name, str) and isinstance(ts, list) and ts and all(
+            isinstance(t, dict) for t in ts) for name, ts in task_sets.items()),
+        "evaluate.task_sets", "a mapping of set names to non-empty lists of tasks "
+        "(parameter -> value)", task_sets, source)
+    return learners, settings, task_sets
+
+
+def check_spec_task_sets(config: RunConfig, task_sets: dict[str, list[dict[str, Any]]],
+                         settings: EvaluationSettings, source: str) -> None:
+    """Every task of evaluate.task_sets is one of the trial's family, and no set is named
+    like a split the settings freeze."""
+    clash = sorted(set(task_sets) & set(settings.splits))
+    if clash:
+        raise SpecError(f"{source}: evaluate.task_sets {clash} are named like splits in "
+                        f"evaluate.splits; rename them or leave those splits out")
+    try:
+        task_sets_from_json(config.family_object(), {"sets": task_sets},
+                            source="evaluate.task_sets")
+    except ValueError as error:
+        raise SpecError(f"{source}: {error} (family {config.family} "
+                        f"{config.family_options})") from error
 
 
 def learners_of(learners: list[str] | dict[str, list[str]], algo: str) -> list[str]:

@@ -42,11 +42,13 @@ def trial_meta(trial: Trial, common: dict[str, Any]) -> dict[str, Any]:
     every trial shares: runs (the folder of run folders), learners, tune_metrics (the
     SPEC fields naming the metrics Tune needs in every report, and those names),
     sweep_command (recorded in each run's manifest),
-    settings (EvaluationSettings fields), and for a search base, seed and cpus."""
+    settings (EvaluationSettings fields), task_sets (evaluate.task_sets), and for a search
+    base, seed and cpus."""
     return {"name": trial.name, "group": trial.group, "config": trial.config,
             "run_dir": str(Path(common["runs"]) / trial.name),
             "learners": learners_of(common["learners"], trial.config["algo"]),
             "tune_metrics": common["tune_metrics"], "settings": common["settings"],
+            "task_sets": common.get("task_sets", {}),
             "sweep_command": common["sweep_command"]}
 
 
@@ -90,7 +92,7 @@ def run_trial(tune_config: dict[str, Any]) -> None:
         if not evaluated(run_dir, learner):
             label = spec["group"] if learner == "trained" else f"{spec['group']} ({learner})"
             evaluate_run(run_dir, replace(settings), learner=learner, label=label, out=out,
-                         progress=False)
+                         task_sets=spec.get("task_sets") or None, progress=False)
         scores.update(final_scores(out, learner))
     tune.report({**last_row(run_dir), "evaluated": 1.0, **scores})
 
