@@ -13,11 +13,13 @@ from pathlib import Path
 from fewshot.sweep.driver import SPEC_COPY, run_sweep
 
 
-def arguments(doc: str, families: Sequence[str], results: str) -> argparse.Namespace:
-    """--families (a subset of `families`), --summarize, --results (a path without its
-    suffix: the JSON and the figures are named after it)."""
+def arguments(doc: str, families: Sequence[str], results: str, *,
+              flag: str = "--families") -> argparse.Namespace:
+    """`flag` (a subset of `families`: the families, or the experiments, to run),
+    --summarize, --results (a path without its suffix: the JSON and the figures are named
+    after it)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--families", nargs="+", default=list(families), choices=families)
+    parser.add_argument(flag, nargs="+", default=list(families), choices=families)
     parser.add_argument("--summarize", action="store_true",
                         help="train nothing: report what the sweeps hold so far")
     parser.add_argument("--results", default=results)
