@@ -26,15 +26,30 @@ comparisons (records included) to benchmarks/results/generalization_axes/.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import yaml
 from sweep_experiment import arguments, train_missing
 
+from fewshot.eval import report, stats
+from fewshot.eval.evaluation import RECORDS, compare, load_evaluation, write_folder
+from fewshot.eval.normalize import normalized
+from fewshot.eval.records import TASK_PREFIX, Records
 from fewshot.provenance import provenance
+from tasks.catalog import GAITS
 
 # in the order they train: the quick ones first, the references before what they normalise
 EXPERIMENTS = ("observation", "specialists_vel", "specialists_gait", "reward_vel",
                "reward_gait", "dynamics")
+REWARD_FAMILIES = {"vel": ("cheetah-vel", "goal_velocity"), "gait": ("cheetah-gait", "gait")}
+SHOWN_K = (0, 3, 20)  # R(0); RL² after the episodes of its training trials; MAML's one step
+OBSERVATION_LABEL = re.compile(r"colours=(?P<colours>\d+) input_l1=(?P<l1>[\d.e-]+)$")
 
 
 def spec_path(name: str) -> Path:
@@ -45,6 +60,145 @@ def sweep_folder(name: str) -> Path:
     return Path("benchmarks/sweeps") / f"generalization-{name.replace('_', '-')}"
 
 
+def evaluations(name: str, learner: str = "trained") -> list[Path]:
+    """The published evaluation folders of a sweep's runs, as `learner`."""
+    folder = "evaluation" if learner == "trained" else f"evaluation-{learner}"
+    return sorted(p.parent for p in (sweep_folder(name) / "runs").glob(f"*/{folder}/{RECORDS}"))
+
+
+# 1. Observation ---------------------------------------------------------------------------
+
+def observation_variant(label: str) -> str:
+    match = OBSERVATION_LABEL.search(label)
+    if match is None:
+        raise ValueError(f"not a label of generalization_observation.yaml: {label!r}")
+    trained_on = ("4 colours" if match["colours"] == "4" else "randomized")
+    return trained_on + (" + L1 bottleneck" if float(match["l1"]) > 0 else "")
+
+
+def observation_table(comparison: Path) -> dict:
+    """Per variant: R(0) on the training colours, unseen ID colours and OOD colours, and the
+    gaps train - test-ood and test-id - test-ood, with 95% CIs."""
+    records = Records.read_csv(comparison / RECORDS)
+    table = {}
+    for label in records.unique("learner"):
+        rows = records.where(learner=label, k=0)
+        scores = {split: list(rows.where(split=split).task_scores().values())
+                  for split in rows.unique("split")}
+        entry = {"seeds": len(rows.unique("run")),
+                 **{split: stats.estimate(s).as_dict() for split, s in scores.items()}}
+        for inside in ("train", "test-id"):
+            if inside in scores and "test-ood" in scores:
+                entry[f"gap {inside} - test-ood"] = stats.difference(
+                    scores[inside], scores["test-ood"]).as_dict()
+        table[observation_variant(label)] = entry
+    return table
+
+
+# 2. Dynamics ----------------------------------------------------------------------------
+
+def curves_table(summary: dict) -> dict:
+    """{learner: {split: {k: estimate}}} at SHOWN_K, from a comparison's summary."""
+    table = {}
+    for label, entry in summary.items():
+        algo = label.split("-")[0]
+        table[algo] = {"seeds": len(entry["runs"])}
+        for split, data in entry["splits"].items():
+            table[algo][split] = {str(point["k"]): {k: point[k] for k in ("mean", "ci95")}
+                                  for point in data["curve"] if point["k"] in SHOWN_K}
+    return table
+
+
+# 3. Reward ------------------------------------------------------------------------------
+
+def specialist_rows(folder: Path, param: str) -> Records:
+    """The rows of a specialist's evaluation on the task it was trained on, as the learner
+    "specialist"."""
+    records, _, info = load_evaluation(folder)
+    only = info["family_options"]["only"]
+    value = GAITS.index(only) if param == "gait" else float(only)
+    own = records.where(**{TASK_PREFIX + param: value})
+    if not len(own):
+        raise ValueError(f"{folder}: the specialist on {only} was not scored on its own task")
+    return relabelled(own, "specialist")
+
+
+def relabelled(records: Records, learner: str) -> Records:
+    return Records({**records.columns, "learner": np.full(len(records), learner, dtype=object)})
+
+
+def reward_records(kind: str) -> Records | None:
+    """The meta-learners' records with every return normalised per task between the random
+    policy (0) and the specialist of that task (1); None until all are evaluated."""
+    _, param = REWARD_FAMILIES[kind]
+    learners = evaluations(f"reward_{kind}")
+    specialists = evaluations(f"specialists_{kind}")
+    randoms = evaluations(f"specialists_{kind}", "random")
+    spec = yaml.safe_load(spec_path(f"specialists_{kind}").read_text())
+    if not learners or len(specialists) < len(spec["grid"]["family_options.only"]) \
+            or not randoms:
+        return None
+    records = load_evaluation(learners[0])[0]
+    for folder in learners[1:]:
+        records = records.concat(load_evaluation(folder)[0])
+    for folder in specialists:
+        records = records.concat(specialist_rows(folder, param))
+    for folder in randoms:
+        records = records.concat(relabelled(load_evaluation(folder)[0], "random"))
+    return normalized(records, low="random", high="specialist")
+
+
+def reward_table(kind: str, out: Path) -> dict | None:
+    normed = reward_records(kind)
+    if normed is None:
+        return None
+    summary = report.summarize(normed)
+    family, _ = REWARD_FAMILIES[kind]
+    frozen = json.loads((evaluations(f"reward_{kind}")[0] / "tasks.json").read_text())
+    write_folder(out, records=normed, frozen=frozen,
+                 summary={"info": {"normalised": "(R - R_random) / (R_specialist - R_random) "
+                                                 "per task"}, "learners": summary},
+                 title=f"MAML and RL² on {family}, normalised per task")
+    return curves_table(summary)
+
+
+# Results --------------------------------------------------------------------------------
+
+def plot(results: dict, path: Path) -> None:
+    figure, axes = plt.subplots(1, 4, figsize=(19, 4.2))
+    observation = results.get("observation", {})
+    for i, split in enumerate(("train", "test-id", "test-ood")):
+        names = list(observation)
+        values = [observation[n][split]["value"] for n in names if split in observation[n]]
+        errors = [[observation[n][split]["value"] - observation[n][split]["low"]
+                   for n in names], [observation[n][split]["high"]
+                                     - observation[n][split]["value"] for n in names]]
+        axes[0].bar([j + (i - 1) * 0.27 for j in range(len(values))], values, 0.27,
+                    yerr=errors, capsize=2, label=split)
+        axes[0].set_xticks(range(len(names)), [n.replace(" + ", "\n+ ") for n in names],
+                           fontsize=7)
+    axes[0].set_ylabel("return, k = 0")
+    axes[0].set_title("observation: cheetah-distract")
+    axes[0].legend(fontsize=7)
+    for ax, (name, title) in zip(axes[1:], (("dynamics", "dynamics: cheetah-dyn"),
+                                            ("reward_vel", "reward: held-out speeds"),
+                                            ("reward_gait", "reward: held-out gait (hop)")),
+                             strict=True):
+        for i, (algo, entry) in enumerate(results.get(name, {}).items()):
+            for split, style in zip([s for s in entry if s != "seeds"], ("-", "--"),
+                                    strict=False):
+                ks = sorted(entry[split], key=int)
+                means = [entry[split][k]["mean"] for k in ks]
+                ax.plot([int(k) for k in ks], means, style, marker="o", color=f"C{i}",
+                        label=f"{algo} {split}")
+        ax.set_xlabel("k (episodes seen)")
+        ax.set_ylabel("normalised return" if name.startswith("reward") else "return")
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def main() -> None:
     args = arguments(__doc__, EXPERIMENTS, "benchmarks/results/generalization_axes",
                      flag="--experiments")
@@ -52,9 +206,23 @@ def main() -> None:
     if not args.summarize:
         for name in args.experiments:
             train_missing(spec_path(name), sweep_folder(name))
-    report = {"results": {}, **provenance(load_seconds=1.0)}
+    results: dict = {}
+    if len(found := evaluations("observation")) >= 2:
+        results["observation"] = observation_table(compare(found, results_dir / "observation"))
+    if len(found := evaluations("dynamics")) >= 2:
+        out = compare(found, results_dir / "dynamics")
+        results["dynamics"] = curves_table(
+            json.loads((out / "summary.json").read_text())["learners"])
+    for kind in REWARD_FAMILIES:
+        table = reward_table(kind, results_dir / f"reward-{kind}")
+        if table is not None:
+            results[f"reward_{kind}"] = table
     results_dir.mkdir(parents=True, exist_ok=True)
-    Path(f"{results_dir}.json").write_text(json.dumps(report, indent=2) + "\n")
+    Path(f"{results_dir}.json").write_text(json.dumps(
+        {"results": results, **provenance(load_seconds=1.0)}, indent=2) + "\n")
+    if results:
+        plot(results, Path(f"{results_dir}.png"))
+    print(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
