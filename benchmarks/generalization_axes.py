@@ -76,6 +76,15 @@ def observation_variant(label: str) -> str:
     return trained_on + (" + L1 bottleneck" if float(match["l1"]) > 0 else "")
 
 
+def observation_groups() -> dict[str, list[Path]]:
+    """The observation sweep's evaluations by training colours (0: randomized)."""
+    groups: dict[str, list[Path]] = {}
+    for folder in evaluations("observation"):
+        colours = re.search(r"colours=(\d+)", folder.parent.name).group(1)
+        groups.setdefault(colours, []).append(folder)
+    return groups
+
+
 def observation_table(comparison: Path) -> dict:
     """Per variant: R(0) on the training colours, unseen ID colours and OOD colours, and the
     gaps train - test-ood and test-id - test-ood, with 95% CIs."""
@@ -167,16 +176,16 @@ def reward_table(kind: str, out: Path) -> dict | None:
 def plot(results: dict, path: Path) -> None:
     figure, axes = plt.subplots(1, 4, figsize=(19, 4.2))
     observation = results.get("observation", {})
+    names = list(observation)
     for i, split in enumerate(("train", "test-id", "test-ood")):
-        names = list(observation)
-        values = [observation[n][split]["value"] for n in names if split in observation[n]]
-        errors = [[observation[n][split]["value"] - observation[n][split]["low"]
-                   for n in names], [observation[n][split]["high"]
-                                     - observation[n][split]["value"] for n in names]]
-        axes[0].bar([j + (i - 1) * 0.27 for j in range(len(values))], values, 0.27,
-                    yerr=errors, capsize=2, label=split)
-        axes[0].set_xticks(range(len(names)), [n.replace(" + ", "\n+ ") for n in names],
-                           fontsize=7)
+        shown = [(j, observation[n][split]) for j, n in enumerate(names)
+                 if split in observation[n]]
+        axes[0].bar([j + (i - 1) * 0.27 for j, _ in shown], [e["value"] for _, e in shown],
+                    0.27, yerr=[[e["value"] - e["low"] for _, e in shown],
+                                [e["high"] - e["value"] for _, e in shown]],
+                    capsize=2, label=split)
+    axes[0].set_xticks(range(len(names)), [n.replace(" + ", "\n+ ") for n in names],
+                       fontsize=7)
     axes[0].set_ylabel("return, k = 0")
     axes[0].set_title("observation: cheetah-distract")
     axes[0].legend(fontsize=7)
@@ -207,8 +216,10 @@ def main() -> None:
         for name in args.experiments:
             train_missing(spec_path(name), sweep_folder(name))
     results: dict = {}
-    if len(found := evaluations("observation")) >= 2:
-        results["observation"] = observation_table(compare(found, results_dir / "observation"))
+    for colours, found in observation_groups().items():
+        if len(found) >= 2:  # trained on other colours, their train splits are not comparable
+            out = compare(found, results_dir / "observation" / f"colours-{colours}")
+            results.setdefault("observation", {}).update(observation_table(out))
     if len(found := evaluations("dynamics")) >= 2:
         out = compare(found, results_dir / "dynamics")
         results["dynamics"] = curves_table(
