@@ -113,7 +113,7 @@ def curves_table(summary: dict) -> dict:
         algo = label.split("-")[0]
         table[algo] = {"seeds": len(entry["runs"])}
         for split, data in entry["splits"].items():
-            table[algo][split] = {str(point["k"]): {k: point[k] for k in ("mean", "ci95")}
+            table[algo][split] = {str(point["k"]): point["mean"]
                                   for point in data["curve"] if point["k"] in SHOWN_K}
     return table
 
@@ -133,7 +133,7 @@ def specialist_rows(folder: Path, param: str) -> Records:
 
 
 def relabelled(records: Records, learner: str) -> Records:
-    return Records({**records.columns, "learner": np.full(len(records), learner, dtype=object)})
+    return Records({**records.columns, "learner": np.full(len(records), learner)})
 
 
 def reward_records(kind: str) -> Records | None:
@@ -197,7 +197,7 @@ def plot(results: dict, path: Path) -> None:
             for split, style in zip([s for s in entry if s != "seeds"], ("-", "--"),
                                     strict=False):
                 ks = sorted(entry[split], key=int)
-                means = [entry[split][k]["mean"] for k in ks]
+                means = [entry[split][k]["value"] for k in ks]
                 ax.plot([int(k) for k in ks], means, style, marker="o", color=f"C{i}",
                         label=f"{algo} {split}")
         ax.set_xlabel("k (episodes seen)")
@@ -225,6 +225,10 @@ def main() -> None:
         results["dynamics"] = curves_table(
             json.loads((out / "summary.json").read_text())["learners"])
     for kind in REWARD_FAMILIES:
+        if len(found := evaluations(f"reward_{kind}")) >= 2:  # the returns themselves
+            out = compare(found, results_dir / f"reward-{kind}-returns")
+            results[f"reward_{kind}_returns"] = curves_table(
+                json.loads((out / "summary.json").read_text())["learners"])
         table = reward_table(kind, results_dir / f"reward-{kind}")
         if table is not None:
             results[f"reward_{kind}"] = table
