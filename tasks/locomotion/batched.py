@@ -94,8 +94,10 @@ class LocomotionSim:
         out = outcome(robot=self.robot, reward_part=self.reward, task=self._task,
                       state=self._state, xy_before=xy_before, action=action_NA,
                       unstable=unstable)
-        rngs = [rng if active else None for rng, active in zip(self._rngs, active_N,
-                                                                  strict=True)]
-        return SimStep(obs_NO=observe(self.observation, out.obs, self._task, rngs),
-                       reward_N=out.reward, terms=out.terms, terminated_N=out.terminated,
-                       diverged_N=out.diverged)
+        obs = out.obs
+        if self.observation:  # no per-simulation work for a family without them
+            rngs = [rng if active else None for rng, active in zip(self._rngs, active_N,
+                                                                      strict=True)]
+            obs = observe(self.observation, obs, self._task, rngs)
+        return SimStep(obs_NO=obs, reward_N=out.reward, terms=out.terms,
+                       terminated_N=out.terminated, diverged_N=out.diverged)

@@ -32,6 +32,14 @@ def check_range(name: str, inner: tuple[float, float], outer: tuple[float, float
         raise ValueError(f"{name}: train_range {inner} must lie within ood_range {outer}")
 
 
+def range_splits(names: Sequence[str], train_range: tuple[float, float],
+                 ood_range: tuple[float, float]) -> dict[str, Region]:
+    """Train: every parameter in [train_range); test-ood: every one in [ood_range), at
+    least one outside train_range."""
+    inner = dict.fromkeys(names, train_range)
+    return {"train": box(**inner), "test-ood": shell(dict.fromkeys(names, ood_range), inner)}
+
+
 @dataclass(frozen=True)
 class Distractors:
     """`count` constant features per task appended to every observation (a colour): they
@@ -71,9 +79,7 @@ class Distractors:
 
     @property
     def splits(self) -> dict[str, Region]:
-        inner = dict.fromkeys(self.names, self.train_range)
-        splits = {"train": box(**inner),
-                  "test-ood": shell(dict.fromkeys(self.names, self.ood_range), inner)}
+        splits = range_splits(self.names, self.train_range, self.ood_range)
         if self.colours:
             splits["test-id"] = splits["train"]
             splits["train"] = Region(tuple({name: Interval(float(v), float(v)) for name, v in
@@ -131,9 +137,7 @@ class ChannelGain:
 
     @property
     def splits(self) -> dict[str, Region]:
-        inner = {"observation_gain": self.train_range}
-        return {"train": box(**inner),
-                "test-ood": shell({"observation_gain": self.ood_range}, inner)}
+        return range_splits(["observation_gain"], self.train_range, self.ood_range)
 
     @property
     def extra_size(self) -> int:
@@ -178,9 +182,7 @@ class ObservationNoise:
 
     @property
     def splits(self) -> dict[str, Region]:
-        inner = {"observation_noise": self.train_range}
-        return {"train": box(**inner),
-                "test-ood": shell({"observation_noise": self.ood_range}, inner)}
+        return range_splits(["observation_noise"], self.train_range, self.ood_range)
 
     @property
     def extra_size(self) -> int:
