@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from fewshot.nn.gru import gru_sequence
 from fewshot.nn.policy import log_prob, mlp, sample_action
 
 LOG_2PI_E = math.log(2.0 * math.pi * math.e)
@@ -106,9 +107,18 @@ class RecurrentActorCritic(ActorCritic):
 
     def forward(self, x_TNI: torch.Tensor, h_NH: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Run T steps: action head [T, N, A], value [T, N] and the final hidden [N, H]."""
-        out_TNH, h_1NH = self.gru(x_TNI, h_NH[None])
-        return self.policy_head(out_TNH), self.value_head(out_TNH)[..., 0], h_1NH[0]
+        """Run T steps: action head [T, N, A], value [T, N] and the final hidden [N, H].
+
+        With gradients on (PPO's replay of whole trials), the GRU runs through
+        `gru_sequence`, whose hand-written backward is several times cheaper than
+        autograd's over hundreds of steps; without (sampling), through `nn.GRU` itself.
+        """
+        if torch.is_grad_enabled():
+            out_TNH, h_NH = gru_sequence(self.gru, x_TNI, h_NH)
+        else:
+            out_TNH, h_1NH = self.gru(x_TNI, h_NH[None])
+            h_NH = h_1NH[0]
+        return self.policy_head(out_TNH), self.value_head(out_TNH)[..., 0], h_NH
 
     def input_weights(self) -> list[torch.Tensor]:
         return [self.gru.weight_ih_l0]
