@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import higher
 import pytest
 import torch
@@ -10,7 +12,11 @@ import fewshot.algos.maml.maml as maml_module
 from fewshot.algos.maml.config import MAMLConfig
 from fewshot.algos.maml.maml import MAML, adapt, flat, kl_hessian_vector_product, outer_terms
 from fewshot.collect import Batch
-from fewshot.maths.optim import backtracking_line_search, conjugate_gradient
+from fewshot.maths.optim import (
+    ConjugateGradientResult,
+    backtracking_line_search,
+    conjugate_gradient,
+)
 from fewshot.maths.returns import masked_mean
 from fewshot.nn.policy import GaussianMLP, distribution, kl_divergence, log_prob
 
@@ -348,10 +354,25 @@ def test_conjugate_gradient_solves_a_spd_system():
     A = M @ M.T + torch.eye(10, dtype=F64)
     b = torch.randn(10, generator=gen, dtype=F64)
     want = torch.linalg.solve(A, b)
-    x = conjugate_gradient(lambda v: A @ v, b, iterations=20)
-    torch.testing.assert_close(x, want, rtol=0, atol=1e-6)
-    x10 = conjugate_gradient(lambda v: A @ v, b, iterations=10, tolerance=1e-20)
+    solved = conjugate_gradient(lambda v: A @ v, b, iterations=20)
+    torch.testing.assert_close(solved.solution, want, rtol=0, atol=1e-6)
+    torch.testing.assert_close(solved.product, A @ solved.solution, rtol=0, atol=1e-9)
+    x10 = conjugate_gradient(lambda v: A @ v, b, iterations=10, tolerance=1e-20).solution
     torch.testing.assert_close(x10, want, rtol=0, atol=1e-6)
+
+
+def test_conjugate_gradient_product_comes_from_the_residual_after_few_iterations():
+    """Stopped early, A x is still b - r: the step's curvature x.Ax needs no extra
+    product with A."""
+    gen = torch.Generator().manual_seed(21)
+    M = torch.randn(30, 30, generator=gen, dtype=F64)
+    A = M @ M.T + 0.1 * torch.eye(30, dtype=F64)
+    b = torch.randn(30, generator=gen, dtype=F64)
+    calls = []
+    solved = conjugate_gradient(lambda v: calls.append(v) or A @ v, b, iterations=4)
+    assert len(calls) == 4
+    torch.testing.assert_close(solved.product, A @ solved.solution, rtol=1e-9, atol=1e-9)
+    assert not torch.allclose(solved.solution, torch.linalg.solve(A, b), atol=1e-3)
 
 
 def test_backtracking_line_search_returns_the_first_acceptable_step():
@@ -534,8 +555,9 @@ def test_trpo_meta_update_leaves_parameters_unchanged_when_the_step_is_rejected(
     directions = []
 
     def descent_direction(matvec, b, iterations=10, tolerance=1e-10):
-        directions.append(-conjugate_gradient(matvec, b, iterations, tolerance))
-        return directions[-1]
+        solved = conjugate_gradient(matvec, b, iterations, tolerance)
+        directions.append(-solved.solution)
+        return ConjugateGradientResult(solution=-solved.solution, product=-solved.product)
 
     monkeypatch.setattr(maml_module, "conjugate_gradient", descent_direction)
     policy = make_policy(31)
@@ -567,3 +589,70 @@ def test_ppo_meta_update_changes_parameters_and_increases_the_clipped_surrogate(
     learner.meta_update([pre], post)
     assert any(not torch.equal(p, before[n]) for n, p in policy.named_parameters())
     assert clipped() > clipped_before
+
+
+# Fisher-vector products on a subsample ------------------------------------------------------
+
+def _repeated(batch: Batch, n: int) -> Batch:
+    """Each trial of each task n times in a row: the same data, n times as many trials."""
+    J = batch.trials_per_task
+    cols = [k * J + j for k in range(batch.num_tasks) for j in range(J) for _ in range(n)]
+    return replace(batch.trials(cols), tasks=list(batch.tasks), trials_per_task=J * n)
+
+
+def _captured_products(monkeypatch, config: MAMLConfig, seed: int, repeat: int = 1):
+    """The conjugate gradient's right-hand side and its matrix on fixed probes, in one
+    TRPO meta-update of a fixed problem whose trials are each repeated `repeat` times."""
+    policy = make_policy(seed, obs=2, act=1, hidden=(4,))
+    captured = {}
+
+    def capture(matvec, b, iterations=10, tolerance=1e-10):
+        gen = torch.Generator().manual_seed(seed)
+        probes = [torch.randn(b.shape, generator=gen, dtype=F64) for _ in range(3)]
+        captured.update(b=b.detach().clone(), products=[matvec(v).detach() for v in probes])
+        return conjugate_gradient(matvec, b, iterations, tolerance)
+
+    monkeypatch.setattr(maml_module, "conjugate_gradient", capture)
+    learner = MAML(policy=policy, config=config)
+    pre = make_batch(seed + 1, policy=policy, params=[policy.params()] * 2, obs=2, act=1, E=4)
+    post = make_batch(seed + 2, policy=policy, params=learner.adapt_tasks([pre]), obs=2,
+                      act=1, E=4)
+    learner.meta_update([_repeated(pre, repeat)], _repeated(post, repeat))
+    return captured
+
+
+def test_fisher_subsample_of_repeated_episodes_gives_the_exact_products(monkeypatch):
+    """Every 3rd of 3 copies of each episode is the data itself, so the subsampled
+    curvature must equal the exact one, and the gradient is the same either way."""
+    exact = _captured_products(monkeypatch, MAMLConfig(), seed=350)
+    subsampled = _captured_products(monkeypatch, MAMLConfig(fisher_subsample=3), seed=350,
+                                    repeat=3)
+    torch.testing.assert_close(subsampled["b"], exact["b"], rtol=1e-9, atol=1e-12)
+    for got, want in zip(subsampled["products"], exact["products"], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def test_fisher_subsample_estimates_the_curvature_on_fewer_episodes(monkeypatch):
+    exact = _captured_products(monkeypatch, MAMLConfig(), seed=360)
+    halved = _captured_products(monkeypatch, MAMLConfig(fisher_subsample=2), seed=360)
+    torch.testing.assert_close(halved["b"], exact["b"], rtol=1e-9, atol=1e-12)
+    for got, want in zip(halved["products"], exact["products"], strict=True):
+        assert not torch.allclose(got, want, rtol=1e-3)
+        assert float(got @ want) > 0  # still a curvature of the same problem
+
+
+def test_every_nth_trial_keeps_the_tasks_and_picks_columns():
+    batch = make_batch(370, K=2, E=5)
+    sub = batch.every_nth_trial(2)
+    assert sub.trials_per_task == 3 and sub.tasks == batch.tasks
+    torch.testing.assert_close(sub.obs_TNO, batch.obs_TNO[:, [0, 2, 4, 5, 7, 9]])
+    torch.testing.assert_close(sub.task(1).adv_TN, batch.task(1).adv_TN[:, ::2])
+    with pytest.raises(ValueError, match=r"n must be in \[1, 5\]"):
+        batch.every_nth_trial(6)
+
+
+def test_fisher_subsample_is_checked_against_the_episodes():
+    with pytest.raises(ValueError, match="fisher_subsample"):
+        MAMLConfig(episodes_per_task=4, fisher_subsample=5)
+    with pytest.raises(ValueError, match="fisher_subsample"):
+        MAMLConfig(fisher_subsample=0)

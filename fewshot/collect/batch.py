@@ -73,6 +73,16 @@ class Batch:
         return replace(self, **changes, tasks=[self.tasks[c // self.trials_per_task]
                                                for c in cols], trials_per_task=1)
 
+    def every_nth_trial(self, n: int) -> Batch:
+        """Trials 0, n, 2n, ... of every task, as a Batch of the same K tasks."""
+        J = self.trials_per_task
+        if not 1 <= n <= J:
+            raise ValueError(f"every_nth_trial: n must be in [1, {J}] (trials per task), "
+                             f"got {n}")
+        kept = range(0, J, n)
+        sub = self.trials([k * J + j for k in range(self.num_tasks) for j in kept])
+        return replace(sub, tasks=list(self.tasks), trials_per_task=len(kept))
+
     # Per episode ----------------------------------------------------------------------
 
     def per_episode(self, values_TN: torch.Tensor) -> torch.Tensor:

@@ -11,8 +11,15 @@ from dataclasses import dataclass
 import torch
 
 
+@dataclass
+class ConjugateGradientResult:
+    solution: torch.Tensor  # x, approximately A^-1 b
+    product: torch.Tensor   # A x, from the residual (b - r): no extra product with A
+
+
 def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
-                       iterations: int = 10, tolerance: float = 1e-10) -> torch.Tensor:
+                       iterations: int = 10, tolerance: float = 1e-10
+                       ) -> ConjugateGradientResult:
     """Approximately solve A x = b for symmetric positive definite A given x -> A x."""
     x = torch.zeros_like(b)
     r = b.clone()
@@ -28,7 +35,7 @@ def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.
         rr_next = r @ r
         p = r + (rr_next / rr) * p
         rr = rr_next
-    return x
+    return ConjugateGradientResult(solution=x, product=b - r)
 
 
 @dataclass

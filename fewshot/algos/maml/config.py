@@ -50,6 +50,11 @@ class MAMLConfig:
     """TRPO: conjugate-gradient iterations."""
     cg_damping: float = 1e-5
     """TRPO: damping added to the Fisher-vector product."""
+    fisher_subsample: int = 1
+    """TRPO: estimate the curvature of the Fisher-vector products (the adaptation's
+    Jacobian and the Fisher of the adapted policies) on every n-th episode of each task,
+    at the adapted policies of all episodes; the gradient, KL and line search keep every
+    episode. 1: all episodes (exact). Common TRPO code uses every 5th sample."""
     line_search_steps: int = 15
     """TRPO: backtracking steps before the update is rejected."""
     line_search_ratio: float = 0.8
@@ -65,7 +70,8 @@ class MAMLConfig:
 
     def __post_init__(self) -> None:
         for name in ("meta_batch_size", "episodes_per_task", "num_inner_steps",
-                     "cg_iterations", "line_search_steps", "ppo_epochs"):
+                     "cg_iterations", "line_search_steps", "ppo_epochs",
+                     "fisher_subsample"):
             value = getattr(self, name)
             require(value >= 1, name, "an integer >= 1", value)
         require(len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes),
@@ -82,6 +88,9 @@ class MAMLConfig:
                 self.outer)
         require(self.max_kl > 0, "max_kl", "> 0", self.max_kl)
         require(self.cg_damping >= 0, "cg_damping", ">= 0", self.cg_damping)
+        require(self.fisher_subsample <= self.episodes_per_task, "fisher_subsample",
+                f"at most episodes_per_task ({self.episodes_per_task})",
+                self.fisher_subsample)
         require(0 < self.line_search_ratio < 1, "line_search_ratio", "in (0, 1)",
                 self.line_search_ratio)
         require(0 < self.ppo_clip < 1, "ppo_clip", "in (0, 1)", self.ppo_clip)

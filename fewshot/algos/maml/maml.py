@@ -182,34 +182,27 @@ class MAML:
         """Each task's adapted (mean, log_std) on its post-adaptation observations, as
         constants: the 'old' side of the KL."""
         with torch.no_grad():
-            adapted = self.adapt_tasks(pre)
-            return [tuple(t.detach() for t in distribution(self.policy, p, post.task(k).obs_TNO))
-                    for k, p in enumerate(adapted)]
+            return distributions_on(self.policy, self.adapt_tasks(pre), post)
 
     def _trpo_update(self, pre: Sequence[Batch], post: Batch) -> dict[str, float]:
         cfg = self.config
         meta = self.meta_parameters()
         names = list(meta)
-        theta = torch.nn.utils.parameters_to_vector(meta.values()).detach()
-        old = self.old_distributions(pre, post)
-
-        def terms_at(meta_dict: Mapping[str, torch.Tensor], differentiable: bool
-                     ) -> tuple[list[Params], OuterTerms]:
-            adapted = self.adapt_tasks(pre, meta_dict, differentiable=differentiable)
-            return adapted, outer_terms(self.policy, adapted, post, old)
-
-        adapted, before = terms_at(meta, differentiable=True)
         params = list(meta.values())
+        theta = torch.nn.utils.parameters_to_vector(params).detach()
+        adapted = self.adapt_tasks(pre, meta, differentiable=True)
+        old = distributions_on(self.policy, adapted, post)
+        before = outer_terms(self.policy, adapted, post, old)
         grad = flat(torch.autograd.grad(before.surrogate, params, retain_graph=True))
-        fisher_vector = kl_hessian_vector_product(
-            before.kl, [t for p in adapted for t in p.values()], params, cfg.cg_damping)
-        direction = conjugate_gradient(fisher_vector, grad, cfg.cg_iterations)
-        curvature = direction @ fisher_vector(direction)
+        fisher_vector = self._fisher_vector_product(pre, post, meta, adapted, old, before.kl)
+        solved = conjugate_gradient(fisher_vector, grad, cfg.cg_iterations)
+        direction, curvature = solved.solution, solved.solution @ solved.product
         full_step = torch.sqrt(2 * cfg.max_kl / curvature.clamp_min(1e-12)) * direction
 
         def evaluate(candidate: torch.Tensor) -> tuple[float, float]:
             with torch.no_grad():
-                _, terms = terms_at(unflatten(candidate, meta, names), differentiable=False)
+                moved = self.adapt_tasks(pre, unflatten(candidate, meta, names))
+                terms = outer_terms(self.policy, moved, post, old)
             return float(terms.surrogate), float(terms.kl)
 
         new_theta, search = backtracking_line_search(
@@ -221,6 +214,29 @@ class MAML:
                 "surrogate_after": search.objective, "kl": search.kl,
                 "step_accepted": float(search.accepted), "step_fraction": search.step_fraction,
                 "line_search_tries": float(search.tries)}
+
+    def _fisher_vector_product(self, pre: Sequence[Batch], post: Batch,
+                               meta: Mapping[str, torch.Tensor], adapted: Sequence[Params],
+                               old: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                               kl: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """v -> (H + damping I) v for the conjugate gradient (`kl_hessian_vector_product`).
+
+        With `fisher_subsample` n > 1, H is estimated on every n-th episode of each task:
+        the adaptation is differentiated on those episodes' inner loss and the Fisher
+        taken on those post-adaptation episodes, both at the adapted parameters of all
+        episodes (their values are moved there; their derivatives stay the subsample's).
+        """
+        n = self.config.fisher_subsample
+        if n > 1:
+            pre = [batch.every_nth_trial(n) for batch in pre]
+            post = post.every_nth_trial(n)
+            subsampled = self.adapt_tasks(pre, meta, differentiable=True)
+            adapted = [{name: t + (full[name] - t).detach() for name, t in sub.items()}
+                       for sub, full in zip(subsampled, adapted, strict=True)]
+            old = [(mean[:, ::n], log_std) for mean, log_std in old]
+            kl = outer_terms(self.policy, adapted, post, old).kl
+        return kl_hessian_vector_product(kl, [t for p in adapted for t in p.values()],
+                                          list(meta.values()), self.config.cg_damping)
 
     def _ppo_update(self, pre: Sequence[Batch], post: Batch) -> dict[str, float]:
         cfg = self.config
@@ -250,6 +266,14 @@ class MAML:
             self.inner_lrs.load_state_dict(state["inner_lrs"])
         if self.optimizer is not None:
             self.optimizer.load_state_dict(state["optimizer"])
+
+
+def distributions_on(policy: nn.Module, adapted: Sequence[Mapping[str, torch.Tensor]],
+                     post: Batch) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Task k's (mean, log_std) under adapted[k] on its post-adaptation observations,
+    detached: the 'old' side of the KL."""
+    return [tuple(t.detach() for t in distribution(policy, params, post.task(k).obs_TNO))
+            for k, params in enumerate(adapted)]
 
 
 def kl_hessian_vector_product(kl: torch.Tensor, adapted: Sequence[torch.Tensor],
