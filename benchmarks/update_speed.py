@@ -11,9 +11,10 @@ layers of 100 ReLU units as in benchmarks/maml_training.py):
   subsample-N   fewshot's update with fisher_subsample N (the curvature estimated on
                 every N-th episode of each task; an approximation)
   Agreement: the cosine between each one's conjugate-gradient direction and the
-  reference's. Components (of `exact`): one Fisher-vector product, and everything but
-  the conjugate gradient; the floor of an exact update is the latter plus cg_iterations
-  products.
+  reference's. Components (of `exact`): the update, its Fisher-vector products, and one
+  meta-gradient backward pass. A product through the adaptation needs J v and J^T w,
+  each at least such a pass, so the floor of an exact update is everything but the
+  products plus two passes per product.
 
 RL² update (cheetah-vel, 32 trials of 4 episodes, the recipe of
 benchmarks/cheetah_vel_comparison.yaml):
@@ -184,7 +185,11 @@ def measure_maml(family_name: str, repeats: int) -> dict:
     seconds, others = time_interleaved({name: call(name) for name in built}, repeats)
     median = {name: statistics.median(s) for name, s in seconds.items()}
     components = maml_components(built["exact"], state, pre, post, repeats)
-    floor = components["everything_but_cg"] + config.cg_iterations * components["one_product"]
+    # A Fisher-vector product through the adaptation needs J v and J^T w, each at least a
+    # meta-gradient backward pass: the floor of an exact update keeps everything else and
+    # prices each product at two such passes.
+    floor = (components["update"] - components["products"]
+             + components["product_count"] * 2 * components["meta_gradient_backward"])
     return {"family": family_name, "tasks": 20, "episodes_per_task": 20,
             "steps": int(post.obs_TNO.shape[0]), "hidden": [100, 100],
             "seconds": seconds, "median_seconds": median,
@@ -201,34 +206,47 @@ def measure_maml(family_name: str, repeats: int) -> dict:
 
 def maml_components(learner: MAML, state: dict, pre: list[Batch], post: Batch,
                     repeats: int) -> dict[str, float]:
-    """Median seconds of one Fisher-vector product, and of the exact update with the
-    conjugate gradient's products removed (a zero-iteration solve is timed instead)."""
-    learner.load_state_dict(state)
-    meta = learner.meta_parameters()
-    params = list(meta.values())
-    adapted = learner.adapt_tasks(pre, meta, differentiable=True)
-    old = maml_module.distributions_on(learner.policy, adapted, post)
-    kl = outer_terms(learner.policy, adapted, post, old).kl
-    product = kl_hessian_vector_product(kl, [t for p in adapted for t in p.values()], params,
-                                        learner.config.cg_damping)
-    v = torch.randn(sum(p.numel() for p in params), generator=torch.Generator().manual_seed(0))
-    product(v)
-    product_seconds = []
+    """Where the exact update's time goes (medians over `repeats`): the whole update, its
+    Fisher-vector products (count and seconds), and one meta-gradient backward pass
+    (the surrogate's gradient through the adaptation, J^T g)."""
+    original = maml_module.conjugate_gradient
+    totals, product_times, counts, backward_times = [], [], [], []
+
+    def timed_cg(matvec, b, *args, **kwargs):
+        spent = []
+
+        def timed_matvec(v):
+            began = time.perf_counter()
+            out = matvec(v)
+            spent.append(time.perf_counter() - began)
+            return out
+
+        solved = original(timed_matvec, b, *args, **kwargs)
+        product_times.append(sum(spent))
+        counts.append(len(spent))
+        return solved
+
+    maml_module.conjugate_gradient = timed_cg
+    try:
+        for _ in range(repeats):
+            learner.load_state_dict(state)
+            began = time.perf_counter()
+            learner.meta_update(pre, post)
+            totals.append(time.perf_counter() - began)
+    finally:
+        maml_module.conjugate_gradient = original
     for _ in range(repeats):
+        learner.load_state_dict(state)
+        meta = learner.meta_parameters()
+        adapted = learner.adapt_tasks(pre, meta, differentiable=True)
+        old = maml_module.distributions_on(learner.policy, adapted, post)
+        surrogate = outer_terms(learner.policy, adapted, post, old).surrogate
         began = time.perf_counter()
-        product(v)
-        product_seconds.append(time.perf_counter() - began)
-    no_cg = copy.deepcopy(learner)
-    no_cg.config = MAMLConfig(**{**vars(learner.config), "cg_iterations": 1})
-    rest_seconds = []
-    for _ in range(repeats):
-        no_cg.load_state_dict(state)
-        began = time.perf_counter()
-        no_cg.meta_update(pre, post)
-        rest_seconds.append(time.perf_counter() - began)
-    one = statistics.median(product_seconds)
-    return {"one_product": one,
-            "everything_but_cg": max(0.0, statistics.median(rest_seconds) - one)}
+        torch.autograd.grad(surrogate, list(meta.values()))
+        backward_times.append(time.perf_counter() - began)
+    return {"update": statistics.median(totals), "products": statistics.median(product_times),
+            "product_count": statistics.median(counts),
+            "meta_gradient_backward": statistics.median(backward_times)}
 
 
 # RL² ---------------------------------------------------------------------------------------

@@ -518,9 +518,11 @@ def test_trpo_uses_the_surrogate_gradient_and_the_kl_hessian_through_adaptation(
         torch.testing.assert_close(got, hv, rtol=1e-6, atol=1e-7 * float(hv.abs().max()))
 
 
+@pytest.mark.parametrize("through", ["adapted", "distributions"])
 @pytest.mark.parametrize(("inner_steps", "learn_inner_lr"), [(1, False), (2, False),
                                                            (1, True), (2, True)])
-def test_kl_hessian_vector_product_equals_the_direct_hessian(inner_steps, learn_inner_lr):
+def test_kl_hessian_vector_product_equals_the_direct_hessian(inner_steps, learn_inner_lr,
+                                                            through):
     # J^T H' J (second order) against differentiating the KL's gradient in the
     # meta-parameters (third order), where the new adapted policies equal the old ones.
     policy = make_policy(34, obs=2, act=1, hidden=(4,))
@@ -534,9 +536,11 @@ def test_kl_hessian_vector_product_equals_the_direct_hessian(inner_steps, learn_
     meta = learner.meta_parameters()
     params = list(meta.values())
     adapted = learner.adapt_tasks(pre, meta, differentiable=True)
-    kl = outer_terms(policy, adapted, post, old).kl
-    product = kl_hessian_vector_product(kl, [t for p in adapted for t in p.values()], params,
-                                        damping=0.0)
+    terms = outer_terms(policy, adapted, post, old)
+    kl = terms.kl
+    ys = ([t for p in adapted for t in p.values()] if through == "adapted"
+          else terms.outputs)
+    product = kl_hessian_vector_product(kl, ys, params, damping=0.0)
     kl_grad = flat(torch.autograd.grad(kl, params, create_graph=True))
     gen = torch.Generator().manual_seed(341)
     for _ in range(3):
@@ -544,8 +548,7 @@ def test_kl_hessian_vector_product_equals_the_direct_hessian(inner_steps, learn_
         direct = flat(torch.autograd.grad(kl_grad @ v, params, retain_graph=True))
         torch.testing.assert_close(product(v), direct, rtol=1e-9, atol=1e-12)
     assert float(product(v) @ v) > 0  # a Fisher matrix: positive on a random direction
-    torch.testing.assert_close(kl_hessian_vector_product(
-        kl, [t for p in adapted for t in p.values()], params, damping=0.5)(v),
+    torch.testing.assert_close(kl_hessian_vector_product(kl, ys, params, damping=0.5)(v),
         product(v) + 0.5 * v, rtol=1e-12, atol=1e-12)
 
 

@@ -74,6 +74,7 @@ class OuterTerms:
     surrogate: torch.Tensor  # mean over tasks of E[ratio * A]
     kl: torch.Tensor         # mean over tasks of E[KL(old adapted || new adapted)]
     clipped: torch.Tensor    # PPO's clipped surrogate (with clip = 0: the surrogate)
+    outputs: list[torch.Tensor]  # each task's (mean, log_std): what the KL reads of theta
 
 
 def outer_terms(policy: nn.Module, adapted: Sequence[Mapping[str, torch.Tensor]],
@@ -84,10 +85,11 @@ def outer_terms(policy: nn.Module, adapted: Sequence[Mapping[str, torch.Tensor]]
     `old[k]` is task k's (mean, log_std) before the update, for the KL; the ratio uses the
     log-probs stored when the episodes were sampled.
     """
-    surrogates, kls, clipped = [], [], []
+    surrogates, kls, clipped, outputs = [], [], [], []
     for k, params in enumerate(adapted):
         episodes = post.task(k)
         mean, log_std = distribution(policy, params, episodes.obs_TNO)
+        outputs += [mean, log_std]
         ratio = torch.exp(log_prob(mean, log_std, episodes.act_TN) - episodes.logp_TN)
         adv = episodes.adv_TN
         surrogates.append(masked_mean(ratio * adv, episodes.valid_TN))
@@ -100,7 +102,8 @@ def outer_terms(policy: nn.Module, adapted: Sequence[Mapping[str, torch.Tensor]]
     surrogate = torch.stack(surrogates).mean()
     return OuterTerms(surrogate=surrogate,
                       kl=torch.stack(kls).mean() if kls else torch.zeros(()),
-                      clipped=torch.stack(clipped).mean() if clipped else surrogate)
+                      clipped=torch.stack(clipped).mean() if clipped else surrogate,
+                      outputs=outputs)
 
 
 class MAML:
@@ -194,7 +197,7 @@ class MAML:
         old = distributions_on(self.policy, adapted, post)
         before = outer_terms(self.policy, adapted, post, old)
         grad = flat(torch.autograd.grad(before.surrogate, params, retain_graph=True))
-        fisher_vector = self._fisher_vector_product(pre, post, meta, adapted, old, before.kl)
+        fisher_vector = self._fisher_vector_product(pre, post, meta, adapted, old, before)
         solved = conjugate_gradient(fisher_vector, grad, cfg.cg_iterations)
         direction, curvature = solved.solution, solved.solution @ solved.product
         full_step = torch.sqrt(2 * cfg.max_kl / curvature.clamp_min(1e-12)) * direction
@@ -218,15 +221,16 @@ class MAML:
     def _fisher_vector_product(self, pre: Sequence[Batch], post: Batch,
                                meta: Mapping[str, torch.Tensor], adapted: Sequence[Params],
                                old: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                               kl: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        """v -> (H + damping I) v for the conjugate gradient (`kl_hessian_vector_product`).
+                               before: OuterTerms) -> Callable[[torch.Tensor], torch.Tensor]:
+        """v -> (H + damping I) v for the conjugate gradient (`kl_hessian_vector_product`,
+        through the adapted policies' distributions on the post-adaptation episodes).
 
         With `fisher_subsample` n > 1, H is estimated on every n-th episode of each task:
         the adaptation is differentiated on those episodes' inner loss and the Fisher
         taken on those post-adaptation episodes, both at the adapted parameters of all
         episodes (their values are moved there; their derivatives stay the subsample's).
         """
-        n = self.config.fisher_subsample
+        n, terms = self.config.fisher_subsample, before
         if n > 1:
             pre = [batch.every_nth_trial(n) for batch in pre]
             post = post.every_nth_trial(n)
@@ -234,9 +238,9 @@ class MAML:
             adapted = [{name: t + (full[name] - t).detach() for name, t in sub.items()}
                        for sub, full in zip(subsampled, adapted, strict=True)]
             old = [(mean[:, ::n], log_std) for mean, log_std in old]
-            kl = outer_terms(self.policy, adapted, post, old).kl
-        return kl_hessian_vector_product(kl, [t for p in adapted for t in p.values()],
-                                          list(meta.values()), self.config.cg_damping)
+            terms = outer_terms(self.policy, adapted, post, old)
+        return kl_hessian_vector_product(terms.kl, terms.outputs, list(meta.values()),
+                                         self.config.cg_damping)
 
     def _ppo_update(self, pre: Sequence[Batch], post: Batch) -> dict[str, float]:
         cfg = self.config
@@ -276,32 +280,37 @@ def distributions_on(policy: nn.Module, adapted: Sequence[Mapping[str, torch.Ten
             for k, params in enumerate(adapted)]
 
 
-def kl_hessian_vector_product(kl: torch.Tensor, adapted: Sequence[torch.Tensor],
+def kl_hessian_vector_product(kl: torch.Tensor, through: Sequence[torch.Tensor],
                               params: Sequence[torch.Tensor], damping: float
                               ) -> Callable[[torch.Tensor], torch.Tensor]:
     """v -> (H + damping I) v, H the Hessian of the mean KL in the meta-parameters, taken
     where the new adapted policies equal the old ones (as TRPO does).
 
-    With theta' = theta'(theta) the adapted parameters and J = d theta'/d theta,
-        H = J^T H' J + sum_i (dKL/d theta'_i) d^2 theta'_i/d theta^2,
-    where H' is the KL's Hessian in theta'. At old == new the KL is at its minimum, so
-    dKL/d theta' = 0 and H = J^T H' J exactly. Computing it that way needs only second
+    `through`: tensors through which the KL depends on the meta-parameters, at which its
+    gradient is zero: the adapted policies' distributions (means and log-stds) on the
+    post-adaptation steps, or the adapted parameters themselves. With y = y(theta) those
+    tensors and J = dy/d theta,
+        H = J^T H_y J + sum_i (dKL/dy_i) d^2 y_i/d theta^2,
+    where H_y is the KL's Hessian in y. At old == new the KL is at its minimum, so
+    dKL/dy = 0 and H = J^T H_y J exactly. Computing it that way needs only second
     derivatives through the adaptation, where differentiating the KL's gradient in theta
-    would need third: same numbers, 1.56x faster (benchmarks/meta_gradient.py). J v
-    comes from the double-backward trick (J^T z is linear in z, so d/dz (J^T z . v) = J v).
+    would need third (1.56x faster, benchmarks/meta_gradient.py); taking y the
+    distributions rather than the adapted parameters makes H_y elementwise (the Gaussian's
+    Fisher in its mean and log-std) instead of a Hessian through the network. J v comes
+    from the double-backward trick (J^T z is linear in z, so d/dz (J^T z . v) = J v).
     """
-    adapted = list(adapted)
-    probes = [torch.zeros_like(t, requires_grad=True) for t in adapted]
-    transposed = torch.autograd.grad(adapted, params, grad_outputs=probes, create_graph=True,
+    ys = list(through)
+    probes = [torch.zeros_like(t, requires_grad=True) for t in ys]
+    transposed = torch.autograd.grad(ys, params, grad_outputs=probes, create_graph=True,
                                      allow_unused=True, materialize_grads=True)
-    kl_grad = torch.autograd.grad(kl, adapted, create_graph=True)
+    kl_grad = torch.autograd.grad(kl, ys, create_graph=True)
 
     def product(v: torch.Tensor) -> torch.Tensor:
         jv = torch.autograd.grad(flat(transposed) @ v, probes, retain_graph=True,
                                  allow_unused=True, materialize_grads=True)
-        h_jv = torch.autograd.grad(flat(kl_grad) @ flat(jv), adapted, retain_graph=True,
+        h_jv = torch.autograd.grad(flat(kl_grad) @ flat(jv), ys, retain_graph=True,
                                    allow_unused=True, materialize_grads=True)
-        jt_h_jv = torch.autograd.grad(adapted, params, grad_outputs=h_jv, retain_graph=True,
+        jt_h_jv = torch.autograd.grad(ys, params, grad_outputs=h_jv, retain_graph=True,
                                       allow_unused=True, materialize_grads=True)
         return flat(jt_h_jv) + damping * v
 
