@@ -68,3 +68,32 @@ def test_concat_refuses_different_columns():
     other = Records.from_rows([{k: v for k, v in row().items() if k != "task.goal_y"}])
     with pytest.raises(ValueError, match="cannot combine"):
         table().concat(other)
+
+
+def test_interval_strata_resample_tasks_or_the_single_tasks_episodes():
+    records = table().where(split="test-id")
+    strata, unit = records.interval_strata()
+    assert unit == "tasks"
+    np.testing.assert_allclose(strata[0], [-2.0, -15.0])
+    one_task = records.where(task=0)
+    strata, unit = one_task.interval_strata()
+    assert unit == "episodes"
+    np.testing.assert_allclose(strata[0], [-1.0, -3.0])   # s0's two episodes, in order
+    np.testing.assert_allclose(strata[1], [-5.0])
+
+
+def test_a_single_tasks_curve_and_gain_have_intervals_over_its_trials():
+    """One held-out task (a gait, say): the interval comes from its trials, not a point."""
+    from fewshot.eval import report
+
+    gen = np.random.default_rng(0)
+    rows = [row(run=f"r{seed}", run_seed=seed, task=0, k=k, episode=trial,
+                **{"return": 10.0 * k + trial + gen.normal()})
+            for seed in range(3) for k in (0, 5) for trial in range(4)]
+    records = Records.from_rows(rows)
+    point = report.curve(records, "test-id")[1]
+    assert point["resampled"] == "episodes" and point["tasks"] == 1
+    assert point["mean"]["low"] < point["mean"]["value"] < point["mean"]["high"]
+    gain = report.adaptation_gain(records, "test-id")
+    assert gain["resampled"] == "episodes"
+    assert gain["low"] < 50.0 < gain["high"] and gain["high"] - gain["low"] < 10.0

@@ -92,6 +92,19 @@ class Records:
             scores[run] = totals / np.bincount(task_of_row)
         return scores
 
+    def interval_strata(self, value: str = "return") -> tuple[list[np.ndarray], str]:
+        """The strata a confidence interval resamples, and their unit: each run's task
+        scores ("tasks"), or, when every run holds a single task, that task's evaluation
+        episodes in episode order ("episodes"): resampling one task is no interval."""
+        if all(len(self.where(run=run).unique("task")) == 1 for run in self.unique("run")):
+            strata = []
+            for run in self.unique("run"):
+                rows = self.where(run=run)
+                strata.append(rows[value].astype(np.float64)[np.argsort(rows["episode"],
+                                                                          kind="stable")])
+            return strata, "episodes"
+        return list(self.task_scores(value).values()), "tasks"
+
     def concat(self, other: Records) -> Records:
         if set(self.columns) != set(other.columns):
             raise ValueError(f"cannot combine records with columns {sorted(self.columns)} and "

@@ -22,30 +22,34 @@ SPLIT_STYLE = {"train": "tab:gray", "test-id": "tab:blue", "test-ood": "tab:red"
 
 def curve(records: Records, split: str) -> list[dict[str, Any]]:
     """One entry per k: mean and IQM of the task scores with their intervals, and the
-    rate of each outcome (a task's rate: the share of its episodes with the outcome)."""
+    rate of each outcome (a task's rate: the share of its episodes with the outcome).
+    For a single task the intervals resample its evaluation episodes instead
+    (`resampled`: "tasks" or "episodes")."""
     rows = records.where(split=split)
     points = []
     for k in sorted(rows.unique("k")):
         at_k = rows.where(k=k)
-        strata = list(at_k.task_scores().values())
-        points.append({"k": int(k), "runs": len(strata), "tasks": int(strata[0].size),
+        strata, unit = at_k.interval_strata()
+        points.append({"k": int(k), "runs": len(strata),
+                       "tasks": len(at_k.unique("task")), "resampled": unit,
                        "mean": stats.estimate(strata, stats.mean, seed=k).as_dict(),
                        "iqm": stats.estimate(strata, stats.iqm, seed=k).as_dict(),
                        "per_run_mean": stats.per_run(strata),
                        "outcomes": {name: stats.estimate(
-                           list(at_k.task_scores(OUTCOME_PREFIX + name).values()),
+                           at_k.interval_strata(OUTCOME_PREFIX + name)[0],
                            stats.mean, seed=k).as_dict() for name in records.outcomes}})
     return points
 
 
 def adaptation_gain(records: Records, split: str) -> dict[str, Any]:
-    """R(K) - R(0) per task, averaged, with its interval."""
+    """R(K) - R(0) per task (per trial, for a single task), averaged, with its interval."""
     rows = records.where(split=split)
     last = max(rows.unique("k"))
-    before = rows.where(k=0).task_scores()
-    after = rows.where(k=last).task_scores()
-    strata = [after[run] - before[run] for run in before]
-    return {"k": int(last), **stats.estimate(strata, stats.mean).as_dict()}
+    before, unit = rows.where(k=0).interval_strata()
+    after, _ = rows.where(k=last).interval_strata()
+    strata = [b - a for a, b in zip(before, after, strict=True)]  # paired by task or trial
+    return {"k": int(last), "resampled": unit,
+            **stats.estimate(strata, stats.mean).as_dict()}
 
 
 def trial_return(records: Records, split: str) -> dict[str, Any]:
