@@ -107,6 +107,24 @@ def test_a_config_edited_to_another_family_or_algorithm_is_refused_by_the_checkp
         resume(done, "--iterations", "3")
 
 
+def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(done):
+    """A setting added to the library after the run was saved: the run had its default,
+    so the checkpoint still resumes; set to anything else it is another run."""
+    state = load_checkpoint(done)
+    del state["identity"]["maml"]["fisher_subsample"]
+    torch.save(state, done / "checkpoint.pt")
+    assert resume(done, "--iterations", "3") == 0
+    assert metrics_iterations(done) == [0, 1, 2]
+    state = load_checkpoint(done)
+    del state["identity"]["maml"]["fisher_subsample"]
+    torch.save(state, done / "checkpoint.pt")
+    config = yaml.safe_load((done / "config.yaml").read_text())
+    config["maml"]["fisher_subsample"] = 2
+    (done / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(SystemExit, match=r"maml.fisher_subsample: None there, 2 here"):
+        resume(done, "--iterations", "4")
+
+
 def test_an_old_checkpoint_without_identity_that_does_not_fit_the_model_is_named(done):
     state = load_checkpoint(done)
     del state["identity"]

@@ -105,12 +105,33 @@ def check_identity(state: dict[str, Any], config: RunConfig, path: Path) -> None
     if "identity" not in state:
         return
     theirs, ours = _flat(state["identity"]), _flat(identity(config))
+    # a setting added since the checkpoint was written: the run had its default then
+    theirs.update({k: ours[k] for k in set(ours) - set(theirs) if ours[k] == _default(config, k)})
     differing = _differing(theirs, ours)
     if differing:
         shown = "; ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here"
                           for k in differing[:5])
         raise ValueError(f"{path} is a checkpoint of another run ({shown}); resume it "
                          f"in its own folder, or delete it to restart this run")
+
+
+def _default(config: RunConfig, key: str) -> Any:
+    """The default of the setting `key` ("maml.inner_lr") in its config dataclass, as
+    plain data (None when it has none)."""
+    *path, name = key.split(".")
+    owner: Any = config
+    for part in path:  # the algorithm's section is stored under its name
+        owner = config.algo_config if owner is config and part == config.algo else \
+            getattr(owner, part, None)
+    if not dataclasses.is_dataclass(owner):
+        return None
+    for f in dataclasses.fields(owner):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return json.loads(json.dumps(f.default))
+            if f.default_factory is not dataclasses.MISSING:
+                return json.loads(json.dumps(f.default_factory()))
+    return None
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
