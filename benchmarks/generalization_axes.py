@@ -13,7 +13,8 @@ which remedy works.
    target speeds (cheetah-vel; the held-out speeds vary the way training did) and on gaits
    (cheetah-gait; the held-out hop varies along a new axis), scored per task between the
    random policy (0) and a specialist trained on that task alone (1;
-   generalization_specialists_{vel,gait}.yaml), R(0) and R(k).
+   generalization_specialists_{vel,gait}.yaml), R(0) and R(k). For the hop, also what
+   earns its reward (speed or flight) for MAML's policies and the run and hop specialists.
 
 Each SPEC is a sweep in benchmarks/sweeps/generalization-<name>; an interrupted sweep
 resumes where it stopped, and --summarize reports whatever is evaluated so far. Results go
@@ -34,14 +35,21 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 import yaml
 from sweep_experiment import arguments, train_missing
 
+import tasks
+from fewshot.algos.maml.trainer import adaptation_batches
+from fewshot.collect import Collector
+from fewshot.collect.agents import ActorCriticAgent, GaussianAgent
+from fewshot.collect.collector import Trials
 from fewshot.eval import report, stats
 from fewshot.eval.evaluation import RECORDS, compare, load_evaluation, write_folder
 from fewshot.eval.normalize import normalized
 from fewshot.eval.records import TASK_PREFIX, Records
 from fewshot.provenance import provenance
+from fewshot.run.folder import load_run
 from tasks.catalog import GAITS
 
 # in the order they train: the quick ones first, the references before what they normalise
@@ -171,6 +179,63 @@ def reward_table(kind: str, out: Path) -> dict | None:
     return curves_table(summary)
 
 
+def hop_terms(episodes: int = 16, seed: int = 0) -> dict:
+    """What earns the held-out hop's reward, 0.5 x forward speed + 10 x torso height in
+    flight: the mean per-episode sum of each term, the share of steps in flight and the
+    mean speed, for each MAML run's meta-policy (zero-shot) and the run and hop
+    specialists, over `episodes` episodes of sampled actions."""
+    family = tasks.get("cheetah-gait")
+    hop = family.task_from_dict({"gait": GAITS.index("hop")})
+    policies = {folder.parent.name: folder.parent
+                for folder in evaluations("reward_gait") if folder.parent.name.startswith("maml")}
+    for folder in evaluations("specialists_gait"):
+        only = load_evaluation(folder)[2]["family_options"]["only"]
+        if only in ("run", "hop"):
+            policies[f"{only} specialist"] = folder.parent
+    table = {}
+    for name, run in policies.items():
+        config, model = load_run(run)
+        if not hasattr(model, "adapt_tasks"):
+            table[name] = episode_terms(family, hop, ActorCriticAgent(model.policy), episodes,
+                                        seed)
+            continue
+        table[name] = episode_terms(family, hop, GaussianAgent(model.policy,
+                                                               [model.policy.params()]),
+                                    episodes, seed)
+        # after its step on 20 episodes of hop, as at evaluation
+        maml = config.algo_config
+        collector = Collector(family=family, num_envs=maml.episodes_per_task)
+        first = adaptation_batches(model, collector, [hop], config=maml, num_steps=0,
+                                   seeds=[seed + 1], episodes_per_task=maml.episodes_per_task)
+        table[f"{name}, after its step"] = episode_terms(
+            family, hop, GaussianAgent(model.policy, model.adapt_tasks(first)), episodes, seed)
+    return table
+
+
+def episode_terms(family, task, agent, episodes: int, seed: int) -> dict:
+    """One episode in each of `episodes` simulations of `task`, actions from `agent`."""
+    envs = family.make_vec([task] * episodes)
+    obs, _ = envs.reset(seed=seed)
+    agent.begin(Trials(num_tasks=1, trials_per_task=episodes,
+                       task_NP=torch.zeros(episodes, 1, dtype=torch.float64)), seed)
+    sums: dict[str, np.ndarray] = {}
+    flight, speed = np.zeros(episodes), np.zeros(episodes)
+    for _ in range(envs.horizon):
+        with torch.no_grad():
+            action = agent.act(torch.as_tensor(obs, dtype=agent.dtype))
+        obs, reward, term, trunc, info = envs.step(action.act.numpy())
+        for key, value in info.items():
+            if key.startswith("reward_"):
+                sums[key[len("reward_"):]] = sums.get(key[len("reward_"):], 0.0) + value
+        flight += info["reward_air"] > 0
+        speed += info["reward_forward"] / 0.5
+        agent.observe(action.act, reward, term | trunc, np.ones(episodes, dtype=bool))
+    return {**{term: float(np.mean(total)) for term, total in sums.items()
+               if np.any(total != 0)},
+            "flight_fraction": float(np.mean(flight) / envs.horizon),
+            "mean_speed": float(np.mean(speed) / envs.horizon)}
+
+
 # Results --------------------------------------------------------------------------------
 
 def plot(results: dict, path: Path) -> None:
@@ -232,6 +297,8 @@ def main() -> None:
         table = reward_table(kind, results_dir / f"reward-{kind}")
         if table is not None:
             results[f"reward_{kind}"] = table
+    if any(f.parent.name.startswith("maml") for f in evaluations("reward_gait")):
+        results["hop_terms"] = hop_terms()
     results_dir.mkdir(parents=True, exist_ok=True)
     Path(f"{results_dir}.json").write_text(json.dumps(
         {"results": results, **provenance(load_seconds=1.0)}, indent=2) + "\n")
