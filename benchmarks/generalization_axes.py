@@ -12,7 +12,8 @@ which remedy works.
 3. Reward (generalization_reward_{vel,gait}.yaml): a new task. MAML and RL² meta-trained on
    target speeds (cheetah-vel; the held-out speeds vary the way training did) and on gaits
    (cheetah-gait; the held-out hop varies along a new axis), scored per task between the
-   random policy (0) and a specialist trained on that task alone (1;
+   random policy (0) and the best of the specialists, each trained on one task alone, on
+   that task (1; usually its own specialist;
    generalization_specialists_{vel,gait}.yaml), R(0) and R(k). For the hop, also what
    earns its reward (speed or flight) for MAML's policies and the run and hop specialists.
 
@@ -43,7 +44,6 @@ import tasks
 from fewshot.algos.maml.trainer import adaptation_batches
 from fewshot.collect import Collector
 from fewshot.collect.agents import ActorCriticAgent, GaussianAgent
-from fewshot.collect.collector import Trials
 from fewshot.eval import report, stats
 from fewshot.eval.evaluation import RECORDS, compare, load_evaluation, write_folder
 from fewshot.eval.normalize import normalized
@@ -128,16 +128,36 @@ def curves_table(summary: dict) -> dict:
 
 # 3. Reward ------------------------------------------------------------------------------
 
-def specialist_rows(folder: Path, param: str) -> Records:
-    """The rows of a specialist's evaluation on the task it was trained on, as the learner
-    "specialist"."""
-    records, _, info = load_evaluation(folder)
-    only = info["family_options"]["only"]
-    value = GAITS.index(only) if param == "gait" else float(only)
-    own = records.where(**{TASK_PREFIX + param: value})
-    if not len(own):
-        raise ValueError(f"{folder}: the specialist on {only} was not scored on its own task")
-    return relabelled(own, "specialist")
+def specialist_table(kind: str) -> dict[str, dict[str, float]]:
+    """Every specialist's mean return on every task it was scored on: {trained on:
+    {task value: mean return}}. A specialist is not always the best policy on its own
+    task: another specialist's skill may earn that reward better."""
+    _, param = REWARD_FAMILIES[kind]
+    table: dict[str, dict[str, float]] = {}
+    for folder in evaluations(f"specialists_{kind}"):
+        records, _, info = load_evaluation(folder)
+        row = table.setdefault(str(info["family_options"]["only"]), {})
+        for value in np.unique(records[TASK_PREFIX + param]):
+            row[task_name(kind, value)] = float(
+                records.where(**{TASK_PREFIX + param: value})["return"].mean())
+    return table
+
+
+def task_name(kind: str, value: float) -> str:
+    return GAITS[int(value)] if kind == "gait" else f"{float(value):g}"
+
+
+def best_specialist_rows(kind: str) -> Records:
+    """For each task, the rows of the specialist that scores highest on it (its own
+    specialist, unless another does better), as the learner "specialist"."""
+    _, param = REWARD_FAMILIES[kind]
+    scored = [load_evaluation(folder)[0] for folder in evaluations(f"specialists_{kind}")]
+    best: Records | None = None
+    for value in np.unique(np.concatenate([r[TASK_PREFIX + param] for r in scored])):
+        rows = max((r.where(**{TASK_PREFIX + param: value}) for r in scored),
+                   key=lambda own: float(own["return"].mean()) if len(own) else -np.inf)
+        best = rows if best is None else best.concat(rows)
+    return relabelled(best, "specialist")
 
 
 def relabelled(records: Records, learner: str) -> Records:
@@ -146,8 +166,7 @@ def relabelled(records: Records, learner: str) -> Records:
 
 def reward_records(kind: str) -> Records | None:
     """The meta-learners' records with every return normalised per task between the random
-    policy (0) and the specialist of that task (1); None until all are evaluated."""
-    _, param = REWARD_FAMILIES[kind]
+    policy (0) and the best specialist on that task (1); None until all are evaluated."""
     learners = evaluations(f"reward_{kind}")
     specialists = evaluations(f"specialists_{kind}")
     randoms = evaluations(f"specialists_{kind}", "random")
@@ -158,8 +177,7 @@ def reward_records(kind: str) -> Records | None:
     records = load_evaluation(learners[0])[0]
     for folder in learners[1:]:
         records = records.concat(load_evaluation(folder)[0])
-    for folder in specialists:
-        records = records.concat(specialist_rows(folder, param))
+    records = records.concat(best_specialist_rows(kind))
     for folder in randoms:
         records = records.concat(relabelled(load_evaluation(folder)[0], "random"))
     return normalized(records, low="random", high="specialist")
@@ -179,61 +197,81 @@ def reward_table(kind: str, out: Path) -> dict | None:
     return curves_table(summary)
 
 
-def hop_terms(episodes: int = 16, seed: int = 0) -> dict:
+def hop_terms(trials: int = 16, seed: int = 0) -> dict:
     """What earns the held-out hop's reward, 0.5 x forward speed + 10 x torso height in
-    flight: the mean per-episode sum of each term, the share of steps in flight and the
-    mean speed, for each MAML run's meta-policy (zero-shot) and the run and hop
-    specialists, over `episodes` episodes of sampled actions."""
+    flight: per episode, the mean sum of each reward term, the share of steps in flight
+    and the mean speed, over `trials` trials with sampled actions. MAML's meta-policies
+    before and after their step (20 episodes of hop), RL² in the first and the 4th
+    episode of a trial (it was trained on 4), and the run and hop specialists."""
     family = tasks.get("cheetah-gait")
     hop = family.task_from_dict({"gait": GAITS.index("hop")})
-    policies = {folder.parent.name: folder.parent
-                for folder in evaluations("reward_gait") if folder.parent.name.startswith("maml")}
+    runs = {folder.parent.name: folder.parent for folder in evaluations("reward_gait")}
     for folder in evaluations("specialists_gait"):
         only = load_evaluation(folder)[2]["family_options"]["only"]
         if only in ("run", "hop"):
-            policies[f"{only} specialist"] = folder.parent
+            runs[f"{only} specialist"] = folder.parent
     table = {}
-    for name, run in policies.items():
+    for name, run in runs.items():
         config, model = load_run(run)
-        if not hasattr(model, "adapt_tasks"):
-            table[name] = episode_terms(family, hop, ActorCriticAgent(model.policy), episodes,
-                                        seed)
-            continue
-        table[name] = episode_terms(family, hop, GaussianAgent(model.policy,
-                                                               [model.policy.params()]),
-                                    episodes, seed)
-        # after its step on 20 episodes of hop, as at evaluation
-        maml = config.algo_config
-        collector = Collector(family=family, num_envs=maml.episodes_per_task)
-        first = adaptation_batches(model, collector, [hop], config=maml, num_steps=0,
-                                   seeds=[seed + 1], episodes_per_task=maml.episodes_per_task)
-        table[f"{name}, after its step"] = episode_terms(
-            family, hop, GaussianAgent(model.policy, model.adapt_tasks(first)), episodes, seed)
+        if hasattr(model, "adapt_tasks"):  # MAML: as trained, then after its step
+            maml = config.algo_config
+            table[name] = trial_terms(family, hop, GaussianAgent(
+                model.policy, [model.policy.params()]), trials, 1, seed)[0]
+            collector = Collector(family=family, num_envs=maml.episodes_per_task)
+            first = adaptation_batches(model, collector, [hop], config=maml, num_steps=0,
+                                       seeds=[seed + 1],
+                                       episodes_per_task=maml.episodes_per_task)
+            table[f"{name}, after its step"] = trial_terms(
+                family, hop, GaussianAgent(model.policy, model.adapt_tasks(first)), trials,
+                1, seed)[0]
+        elif model.policy.memory:  # RL²: episodes 1 and 4 of its trials
+            episodes = trial_terms(family, hop, ActorCriticAgent(model.policy), trials,
+                                   config.algo_config.episodes_per_trial, seed)
+            table[f"{name}, episode 1"] = episodes[0]
+            table[f"{name}, episode {len(episodes)}"] = episodes[-1]
+        else:
+            table[name] = trial_terms(family, hop, ActorCriticAgent(model.policy), trials, 1,
+                                      seed)[0]
     return table
 
 
-def episode_terms(family, task, agent, episodes: int, seed: int) -> dict:
-    """One episode in each of `episodes` simulations of `task`, actions from `agent`."""
-    envs = family.make_vec([task] * episodes)
-    obs, _ = envs.reset(seed=seed)
-    agent.begin(Trials(num_tasks=1, trials_per_task=episodes,
-                       task_NP=torch.zeros(episodes, 1, dtype=torch.float64)), seed)
-    sums: dict[str, np.ndarray] = {}
-    flight, speed = np.zeros(episodes), np.zeros(episodes)
-    for _ in range(envs.horizon):
-        with torch.no_grad():
-            action = agent.act(torch.as_tensor(obs, dtype=agent.dtype))
-        obs, reward, term, trunc, info = envs.step(action.act.numpy())
-        for key, value in info.items():
-            if key.startswith("reward_"):
-                sums[key[len("reward_"):]] = sums.get(key[len("reward_"):], 0.0) + value
-        flight += info["reward_air"] > 0
-        speed += info["reward_forward"] / 0.5
-        agent.observe(action.act, reward, term | trunc, np.ones(episodes, dtype=bool))
-    return {**{term: float(np.mean(total)) for term, total in sums.items()
-               if np.any(total != 0)},
-            "flight_fraction": float(np.mean(flight) / envs.horizon),
-            "mean_speed": float(np.mean(speed) / envs.horizon)}
+class RecordingEnvs:
+    """A batched env that keeps the reward terms of every step it takes ([N] each)."""
+
+    def __init__(self, envs) -> None:
+        self.envs, self.steps = envs, []
+
+    def step(self, actions):
+        out = self.envs.step(actions)
+        self.steps.append({k[len("reward_"):]: v for k, v in out[4].items()
+                           if k.startswith("reward_")})
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self.envs, name)
+
+
+def trial_terms(family, task, agent, trials: int, episodes: int, seed: int) -> list[dict]:
+    """Per episode of `trials` trials of `episodes` episodes of `task` (collected as any
+    learner samples): each reward term's mean sum, the share of steps in flight (air
+    term > 0) and the mean forward speed (hop weighs speed 0.5)."""
+    collector = Collector(family=family, num_envs=trials)
+    recording = collector.envs = RecordingEnvs(collector.envs)
+    batch = collector.collect(agent, [task], trials_per_task=trials, episodes_per_trial=episodes,
+                              seed=seed)
+    terms = {name: torch.as_tensor(np.stack([step[name] for step in recording.steps]))
+             for name in recording.steps[0]}
+    rows = []
+    for e in range(episodes):
+        in_episode = batch.valid_TN & (batch.episode_TN == e)
+        steps = in_episode.sum(0).double()
+        sums = {name: float((values * in_episode).sum(0).mean()) for name, values in
+                terms.items() if bool((values != 0).any())}
+        flight = ((terms["air"] > 0) & in_episode).sum(0) / steps
+        speed = (terms["forward"] / 0.5 * in_episode).sum(0) / steps
+        rows.append({**sums, "flight_fraction": float(flight.mean()),
+                     "mean_speed": float(speed.mean())})
+    return rows
 
 
 # Results --------------------------------------------------------------------------------
@@ -294,6 +332,8 @@ def main() -> None:
             out = compare(found, results_dir / f"reward-{kind}-returns")
             results[f"reward_{kind}_returns"] = curves_table(
                 json.loads((out / "summary.json").read_text())["learners"])
+        if evaluations(f"specialists_{kind}"):
+            results[f"specialists_{kind}"] = specialist_table(kind)
         table = reward_table(kind, results_dir / f"reward-{kind}")
         if table is not None:
             results[f"reward_{kind}"] = table
