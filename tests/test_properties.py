@@ -184,6 +184,9 @@ def valid_configs(draw: st.DrawFn) -> dict:
     if "buffer_size" in section:  # dqn: no more transitions awaited than the buffer keeps
         section["learning_starts"] = min(section.get("learning_starts", 1000),
                                          section["buffer_size"])
+    if "fisher_subsample" in section:  # maml: every n-th episode, of those there are
+        section["fisher_subsample"] = min(section["fisher_subsample"],
+                                          section.get("episodes_per_task", 20))
     return {"version": 2, "algo": algo, "family": family, "family_options": options,
             "seed": draw(st.integers(0, 2**63 - 1)), "iterations": draw(st.integers(1, 10**9)),
             "horizon": draw(st.none() | st.integers(1, 10**4)),
