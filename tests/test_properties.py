@@ -191,7 +191,8 @@ def valid_configs(draw: st.DrawFn) -> dict:
             "seed": draw(st.integers(0, 2**63 - 1)), "iterations": draw(st.integers(1, 10**9)),
             "horizon": draw(st.none() | st.integers(1, 10**4)),
             "checkpoint_every": draw(st.integers(1, 100)),
-            "nthread": draw(st.none() | st.integers(1, 64)),
+            "nthread": (draw(st.none() | st.integers(1, 64))
+                        if "nthread" in tasks.get(family).vec_options() else None),
             "torch_threads": draw(st.integers(1, 8)), "update_threads": draw(st.integers(1, 8)),
             "imports": [], algo: section}
 

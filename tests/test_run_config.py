@@ -111,3 +111,10 @@ def test_family_options_are_resolved_and_stored():
     assert len(config.family_object().splits["train"].boxes) == 4 * 8
     assert RunConfig(family="guessing-game").family_options == {**every,
                                                                 "train_instances": 256}
+
+
+def test_nthread_is_refused_for_a_family_that_steps_without_threads():
+    with pytest.raises(ConfigError, match=r"nthread must be null for point-nav \(only "
+                                          r"MuJoCo families"):
+        RunConfig(family="point-nav", nthread=1)
+    assert RunConfig(family="cheetah-vel", nthread=1).nthread == 1

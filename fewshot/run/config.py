@@ -86,6 +86,9 @@ class RunConfig:
                 "an integer >= 1 or null", self.horizon)
         require(self.nthread is None or self.nthread >= 1, "nthread",
                 "an integer >= 1 or null", self.nthread)
+        require(self.nthread is None or "nthread" in family.vec_options(), "nthread",
+                f"null for {self.family} (only MuJoCo families step on threads)",
+                self.nthread)
         settings = registry.get(self.algo).config
         if self.algo_config is None:
             self.algo_config = settings()
