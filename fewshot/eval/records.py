@@ -96,13 +96,10 @@ class Records:
         """The strata a confidence interval resamples, and their unit: each run's task
         scores ("tasks"), or, when every run holds a single task, that task's evaluation
         episodes in episode order ("episodes"): resampling one task is no interval."""
-        if all(len(self.where(run=run).unique("task")) == 1 for run in self.unique("run")):
-            strata = []
-            for run in self.unique("run"):
-                rows = self.where(run=run)
-                strata.append(rows[value].astype(np.float64)[np.argsort(rows["episode"],
-                                                                          kind="stable")])
-            return strata, "episodes"
+        runs = [self.where(run=run) for run in self.unique("run")]
+        if all(len(rows.unique("task")) == 1 for rows in runs):
+            return [rows[value].astype(np.float64)[np.argsort(rows["episode"], kind="stable")]
+                    for rows in runs], "episodes"
         return list(self.task_scores(value).values()), "tasks"
 
     def concat(self, other: Records) -> Records:

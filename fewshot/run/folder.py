@@ -118,11 +118,9 @@ def check_identity(state: dict[str, Any], config: RunConfig, path: Path) -> None
 def _default(config: RunConfig, key: str) -> Any:
     """The default of the setting `key` ("maml.inner_lr") in its config dataclass, as
     plain data (None when it has none)."""
-    *path, name = key.split(".")
-    owner: Any = config
-    for part in path:  # the algorithm's section is stored under its name
-        owner = config.algo_config if owner is config and part == config.algo else \
-            getattr(owner, part, None)
+    *section, name = key.split(".")
+    # a common setting, or one of the algorithm's section (stored under its name)
+    owner = {(): config, (config.algo,): config.algo_config}.get(tuple(section))
     if not dataclasses.is_dataclass(owner):
         return None
     for f in dataclasses.fields(owner):
