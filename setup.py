@@ -23,6 +23,9 @@ setup(
         "scikit-learn==1.9.1",
     ],
     extras_require={
+        "bench": [
+            "envpool==1.2.5",
+        ],
         "sweep": [
             "ray[tune]==2.60.0",
             "optuna==5.1.0",

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
 import gymnasium
 import mujoco.batch
 import numpy as np
@@ -53,6 +56,50 @@ class PolicyLoop:
 
     def close(self) -> None:
         self.env.close()
+
+
+class OverlappedPolicyLoop:
+    """Two batched envs of N/2 simulations each, stepped with the MLP policy's actions so
+    that one half's physics runs while the policy acts on the other half: MuJoCo's batch
+    releases the GIL while it steps, so a worker thread steps one half as the main thread
+    computes the other's actions. Each call advances both halves by one step (N
+    env-steps). The policy of half A for the next call is computed while half B steps."""
+
+    torch_threads = 1
+    SWITCH_INTERVAL = 0.0005  # seconds; the GIL changes hands soon after a step returns
+
+    def __init__(self, halves: list[gymnasium.vector.VectorEnv]) -> None:
+        self.envs = halves
+        env = halves[0]
+        self.policy = mlp_policy(env.single_observation_space.shape[0],
+                                 env.single_action_space.shape[0])
+        self.obs = [half.reset(seed=0)[0] for half in halves]
+        self.worker = ThreadPoolExecutor(max_workers=1)
+        self.next_action = None
+
+    def act(self, obs) -> np.ndarray:
+        return self.policy(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+
+    def __call__(self) -> None:
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(self.SWITCH_INTERVAL)
+        try:
+            with torch.no_grad():  # the policy runs on this thread only
+                action_a = self.next_action if self.next_action is not None \
+                    else self.act(self.obs[0])
+                stepping = self.worker.submit(self.envs[0].step, action_a)
+                action_b = self.act(self.obs[1])
+                self.obs[0] = stepping.result()[0]
+                stepping = self.worker.submit(self.envs[1].step, action_b)
+                self.next_action = self.act(self.obs[0])
+                self.obs[1] = stepping.result()[0]
+        finally:
+            sys.setswitchinterval(switch)
+
+    def close(self) -> None:
+        self.worker.shutdown()
+        for half in self.envs:
+            half.close()
 
 
 def recorded_policy_actions(env: gymnasium.vector.VectorEnv) -> np.ndarray:
@@ -133,6 +180,35 @@ class RawMujocoLoop:
         self.batch = None
 
 
+class EnvpoolPolicyLoop(PolicyLoop):
+    """envpool's gymnasium-API env (synchronous: every env each step), MLP policy."""
+
+    def __init__(self, gym_id: str, num_envs: int) -> None:
+        super().__init__(envpool_env(gym_id, num_envs))
+
+
+class EnvpoolFixedActionLoop(FixedActionLoop):
+    """envpool's env stepped with precomputed actions, cycled."""
+
+    def __init__(self, gym_id: str, actions: np.ndarray) -> None:
+        super().__init__(envpool_env(gym_id, actions.shape[1]), actions)
+
+
+def envpool_env(gym_id: str, num_envs: int):
+    """envpool (a benchmark-only extra: pip install -e '.[bench]') on every core."""
+    import envpool  # imported here: fewshot never needs it
+    return envpool.make_gymnasium(gym_id, num_envs=num_envs,
+                                  num_threads=available_cores(), seed=0)
+
+
+def envpool_available() -> bool:
+    try:
+        import envpool  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def build_loops(family_name: str, num_envs: int, *,
                 threads_check: int | None) -> dict[str, object]:
     """Every configuration's loop for one family and N, keyed as in throughput.CONFIGS;
@@ -166,6 +242,13 @@ def _build_loops(family_name: str, num_envs: int,
         "d-random": RawMujocoLoop(robot, uniform),
         "e": CollectorLoop(family, task_list),
     }
+    if num_envs % 2 == 0:
+        halves = [family.make_vec(task_list[:num_envs // 2], seed=0),
+                  family.make_vec(task_list[num_envs // 2:], seed=num_envs // 2)]
+        loops["a-overlap"] = OverlappedPolicyLoop(halves)
+    if envpool_available():
+        loops["f"] = EnvpoolPolicyLoop(gym_id, num_envs)
+        loops["f-random"] = EnvpoolFixedActionLoop(gym_id, uniform)
     if threads_check is not None:
         loops["a-threads"] = PolicyLoop(batched_env(), torch_threads=threads_check)
     return loops

@@ -15,6 +15,12 @@ Configurations, for each family and number of environments N:
   e   fewshot's collector running a Gaussian MLP agent of the same size (what every
       learner samples with: sampling, log-probabilities and recording included), one
       call collecting 20-step episodes; e/a is the collector's cost over the bare loop
+  a-overlap  (a) on two batched envs of N/2 simulations, one half's physics stepped on a
+      worker thread (MuJoCo's batch releases the GIL) while the policy acts on the other
+      half: how much of the policy's time can hide behind the physics
+  f   envpool's HalfCheetah-v5 / Ant-v5 (gymnasium API, synchronous, every core), same
+      policy; f-random with random actions. Only when envpool is installed (the `bench`
+      extra: pip install -e '.[bench]'); fewshot itself never imports it
 
 Physics cost depends on what the robot does. Uniform random actions in [-1, 1] keep the
 cheetah bouncing with fewer ground contacts than the small actions of an untrained
@@ -71,9 +77,15 @@ CONFIGS = {
     "c-random": "batched env, random actions",
     "d-random": "raw mujoco.batch, random actions",
     "e": "fewshot collector + Gaussian MLP agent (20-step episodes)",
+    "a-overlap": "two half batched envs + MLP policy, one half's physics under the "
+                 "other's policy",
+    "f": "envpool (gymnasium API, every core) + MLP policy",
+    "f-random": "envpool, random actions",
 }
 RATIOS = (("a", "b"), ("a", "b2"), ("a", "c"), ("c", "d"), ("a", "c-random"),
-          ("c-random", "d-random"), ("a", "a-threads"), ("e", "a"))
+          ("c-random", "d-random"), ("a", "a-threads"), ("e", "a"),
+          ("a-overlap", "a"), ("a-overlap", "c"), ("a", "f"), ("a-overlap", "f"), ("e", "f"),
+          ("c-random", "f-random"))
 TARGETS = (("cheetah-vel", 64, "a", "b", 3.0), ("cheetah-vel", 64, "a", "c", 0.8))
 
 

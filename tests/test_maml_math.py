@@ -175,6 +175,33 @@ def test_gaussian_mlp_uses_the_chosen_hidden_activation():
         GaussianMLP(obs_size=3, action_size=2, activation="sigmoid")
 
 
+def test_distribution_direct_path_equals_functional_call_bit_for_bit():
+    """GaussianMLP.run (what distribution() takes for a GaussianMLP) gives functional_call's
+    values and gradients exactly, with a partial parameter dict and under vmap."""
+    policy = make_policy(0, hidden=(8, 8))
+    other = {name: p.detach() + 0.1 * torch.randn_like(p) for name, p in policy.params().items()}
+    other = {name: p.requires_grad_() for name, p in other.items()}
+    obs = torch.randn(7, 3, dtype=F64)
+    for params in (other, {"mean.2.weight": other["mean.2.weight"]}, {}):
+        direct = policy.run(params, obs)
+        reference = torch.func.functional_call(policy, dict(params), (obs,))
+        for a, b in zip(direct, reference, strict=True):
+            assert torch.equal(a, b)
+    mean, log_std = distribution(policy, other, obs)
+    grads = torch.autograd.grad(mean.square().sum() + log_std.sum(), list(other.values()))
+    mean, log_std = torch.func.functional_call(policy, other, (obs,))
+    reference = torch.autograd.grad(mean.square().sum() + log_std.sum(), list(other.values()))
+    for a, b in zip(grads, reference, strict=True):
+        assert torch.equal(a, b)
+    stacked = {name: torch.stack([p.detach(), p.detach() * 2]) for name, p in other.items()}
+    mean_K, _ = torch.func.vmap(lambda p, o: distribution(policy, p, o))(
+        stacked, obs.expand(2, -1, -1))
+    for k in range(2):
+        single = {name: value[k] for name, value in stacked.items()}
+        torch.testing.assert_close(mean_K[k], torch.func.functional_call(policy, single,
+                                                                          (obs,))[0])
+
+
 # Meta-gradients ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("inner_steps", [1, 2])

@@ -27,7 +27,9 @@ from fewshot.nn.policy import distribution, log_prob, sample_action
 class GaussianAgent:
     """A Gaussian policy run with explicit parameters: `params[k]` acts for the trials of
     task k (the collector's columns k*J .. (k+1)*J - 1). One shared parameter set is
-    evaluated once; K distinct sets are evaluated together with vmap."""
+    evaluated once; K distinct sets are stacked once per collection and evaluated
+    together with vmap. Sampling never needs their gradients: the agent holds them
+    detached."""
 
     def __init__(self, policy: nn.Module,
                  params: Sequence[Mapping[str, torch.Tensor]]) -> None:
@@ -35,15 +37,24 @@ class GaussianAgent:
         self.dtype = next(policy.parameters()).dtype
         self.discrete = False
         self.generator = torch.Generator()
+        self.stacked: dict[str, torch.Tensor] | None = None
 
     def begin(self, trials: Trials, seed: int) -> None:
         if len(self.params) not in (1, trials.num_tasks):
             raise ValueError(f"GaussianAgent: {len(self.params)} parameter sets for "
                              f"{trials.num_tasks} tasks; give one set, or one per task")
         self.generator.manual_seed(seed)
+        shared = all(p is self.params[0] for p in self.params)
+        self.stacked = None if shared else {
+            name: torch.stack([p[name].detach() for p in self.params])
+            for name in self.params[0]}
 
     def act(self, obs_NO: torch.Tensor) -> Action:
-        mean_NA, log_std_NA = per_task_distribution(self.policy, self.params, obs_NO)
+        if self.stacked is None:
+            mean_NA, log_std_A = distribution(self.policy, self.params[0], obs_NO)
+            log_std_NA = log_std_A.expand_as(mean_NA)
+        else:
+            mean_NA, log_std_NA = per_task_distribution(self.policy, self.stacked, obs_NO)
         act_NA = sample_action(mean_NA, log_std_NA, self.generator)
         return Action(act_NA, log_prob(mean_NA, log_std_NA, act_NA))
 
@@ -52,17 +63,14 @@ class GaussianAgent:
         pass
 
 
-def per_task_distribution(policy: nn.Module, params: Sequence[Mapping[str, torch.Tensor]],
+def per_task_distribution(policy: nn.Module, stacked: Mapping[str, torch.Tensor],
                           obs_NO: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean [N, A] and log-std [N, A]; rows k*J .. (k+1)*J - 1 from params[k]."""
-    if all(p is params[0] for p in params):
-        mean_NA, log_std_A = distribution(policy, params[0], obs_NO)
-        return mean_NA, log_std_A.expand_as(mean_NA)
-    K = len(params)
-    stacked = {name: torch.stack([p[name] for p in params]) for name in params[0]}
+    """Mean [N, A] and log-std [N, A] from K parameter sets stacked along a first
+    dimension: rows k*J .. (k+1)*J - 1 from set k."""
+    K = next(iter(stacked.values())).shape[0]
     mean_KJA, log_std_KA = torch.func.vmap(
-        lambda p, o: distribution(policy, p, o))(stacked, obs_NO.reshape(K, -1,
-                                                                         obs_NO.shape[-1]))
+        lambda p, o: distribution(policy, p, o))(dict(stacked),
+                                                 obs_NO.reshape(K, -1, obs_NO.shape[-1]))
     J = mean_KJA.shape[1]
     mean_NA = mean_KJA.reshape(K * J, -1)
     return mean_NA, log_std_KA[:, None, :].expand(K, J, -1).reshape(K * J, -1)
