@@ -110,11 +110,14 @@ def recorded_policy_actions(env: gymnasium.vector.VectorEnv) -> np.ndarray:
 
 
 class CollectorLoop:
-    """fewshot's collector with a Gaussian MLP agent: one call collects one episode of
-    `horizon` steps in every simulation (fewer where an episode ends earlier)."""
+    """fewshot's collector with a Gaussian MLP agent: one call collects one whole episode
+    (the family's horizon) in every simulation, so its steps are spread over an episode
+    as the other loops' are (a robot just reset moves differently, and its physics costs
+    differently, from one mid-episode)."""
 
     torch_threads = 1
-    horizon = 20
+    horizon = None  # the family's
+    min_calls = 1   # a call is a whole episode
 
     def __init__(self, family: tasks.TaskFamily, task_list: list) -> None:
         self.collector = Collector(family=family, num_envs=len(task_list),
@@ -178,6 +181,40 @@ class RawMujocoLoop:
 
     def close(self) -> None:
         self.batch = None
+
+
+class SplitPolicyLoop:
+    """Two batched envs of N/2 simulations, each physics on one native thread, each run by
+    its own policy loop on its own Python thread: while one half's physics runs (GIL
+    released), the other half's policy and env bookkeeping can. Each call advances both
+    halves by `steps_per_call` steps, so threads meet rarely."""
+
+    torch_threads = 1
+    steps_per_call = 10
+
+    def __init__(self, halves: list[gymnasium.vector.VectorEnv]) -> None:
+        self.loops = [PolicyLoop(half) for half in halves]
+        self.workers = ThreadPoolExecutor(max_workers=len(halves))
+        self.env_steps = 0
+
+    def run_half(self, loop: PolicyLoop) -> None:
+        with torch.no_grad():
+            for _ in range(self.steps_per_call):
+                loop()
+
+    def __call__(self) -> None:
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(OverlappedPolicyLoop.SWITCH_INTERVAL)
+        try:
+            list(self.workers.map(self.run_half, self.loops))
+        finally:
+            sys.setswitchinterval(switch)
+        self.env_steps += self.steps_per_call * sum(loop.env.num_envs for loop in self.loops)
+
+    def close(self) -> None:
+        self.workers.shutdown()
+        for loop in self.loops:
+            loop.close()
 
 
 class EnvpoolPolicyLoop(PolicyLoop):
@@ -246,6 +283,9 @@ def _build_loops(family_name: str, num_envs: int,
         halves = [family.make_vec(task_list[:num_envs // 2], seed=0),
                   family.make_vec(task_list[num_envs // 2:], seed=num_envs // 2)]
         loops["a-overlap"] = OverlappedPolicyLoop(halves)
+        loops["a-split"] = SplitPolicyLoop(
+            [family.make_vec(task_list[:num_envs // 2], seed=0, nthread=1),
+             family.make_vec(task_list[num_envs // 2:], seed=num_envs // 2, nthread=1)])
     if envpool_available():
         loops["f"] = EnvpoolPolicyLoop(gym_id, num_envs)
         loops["f-random"] = EnvpoolFixedActionLoop(gym_id, uniform)

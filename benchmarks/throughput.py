@@ -14,10 +14,13 @@ Configurations, for each family and number of environments N:
   a-threads  (a) with torch's default thread count instead of 1; at N=64 only
   e   fewshot's collector running a Gaussian MLP agent of the same size (what every
       learner samples with: sampling, log-probabilities and recording included), one
-      call collecting 20-step episodes; e/a is the collector's cost over the bare loop
+      call collecting a whole episode in every simulation; e/a is the collector's cost
+      over the bare loop
   a-overlap  (a) on two batched envs of N/2 simulations, one half's physics stepped on a
       worker thread (MuJoCo's batch releases the GIL) while the policy acts on the other
       half: how much of the policy's time can hide behind the physics
+  a-split  (a) on two batched envs of N/2 simulations, MuJoCo on one thread each, each
+      half run by its own policy loop on its own Python thread (10 steps per call)
   f   envpool's HalfCheetah-v5 / Ant-v5 (gymnasium API, synchronous, every core), same
       policy; f-random with random actions. Only when envpool is installed (the `bench`
       extra: pip install -e '.[bench]'); fewshot itself never imports it
@@ -76,17 +79,21 @@ CONFIGS = {
     "d": "raw mujoco.batch, replayed policy actions",
     "c-random": "batched env, random actions",
     "d-random": "raw mujoco.batch, random actions",
-    "e": "fewshot collector + Gaussian MLP agent (20-step episodes)",
+    "e": "fewshot collector + Gaussian MLP agent (whole episodes)",
     "a-overlap": "two half batched envs + MLP policy, one half's physics under the "
                  "other's policy",
+    "a-split": "two half batched envs, one thread each, each with its own policy loop",
     "f": "envpool (gymnasium API, every core) + MLP policy",
     "f-random": "envpool, random actions",
 }
 RATIOS = (("a", "b"), ("a", "b2"), ("a", "c"), ("c", "d"), ("a", "c-random"),
           ("c-random", "d-random"), ("a", "a-threads"), ("e", "a"),
-          ("a-overlap", "a"), ("a-overlap", "c"), ("a", "f"), ("a-overlap", "f"), ("e", "f"),
+          ("a-overlap", "a"), ("a-overlap", "c"), ("a-split", "a"),
+          ("a-split", "c"), ("a-split", "f"), ("a", "f"), ("a-overlap", "f"), ("e", "f"),
           ("c-random", "f-random"))
-TARGETS = (("cheetah-vel", 64, "a", "b", 3.0), ("cheetah-vel", 64, "a", "c", 0.8))
+TARGETS = (("cheetah-vel", 64, "a", "b", 3.0),
+           *(("cheetah-vel", n, top, bottom, needed) for n in (64, 256)
+             for top, bottom, needed in (("e", "f", 1.15), ("a", "f", 1.15), ("a", "c", 0.95))))
 
 
 

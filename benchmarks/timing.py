@@ -57,13 +57,15 @@ def timed_run(loop, vector_steps: int) -> tuple[float, float]:
 
 
 def warm_up_and_size(loop, target_seconds: float) -> int:
-    """Warm the loop up, then the number of vector steps that takes ~target_seconds."""
-    seconds_for(loop, WARMUP_STEPS)
+    """Warm the loop up, then the number of calls that takes ~target_seconds. A loop whose
+    call is long (a whole episode) sets its own `min_calls` for warm-up and timed runs."""
+    least = getattr(loop, "min_calls", None)
+    seconds_for(loop, least or WARMUP_STEPS)
     steps, elapsed = 1, 0.0
     while elapsed < PROBE_SECONDS:
         steps *= 2
         elapsed = seconds_for(loop, steps)
-    return max(MIN_TIMED_STEPS, math.ceil(target_seconds * steps / elapsed))
+    return max(least or MIN_TIMED_STEPS, math.ceil(target_seconds * steps / elapsed))
 
 
 def rotated(keys: Sequence[str], by: int) -> list[str]:
