@@ -14,8 +14,10 @@ process's resident set once the libraries are imported. Torch on one thread; MuJ
 every core while sampling, as in training.
 
     .venv/bin/python benchmarks/scaling.py [--parts collector maml] [--quick]
+    .venv/bin/python benchmarks/scaling.py --table   # the tables of docs/performance.md
 
-Writes benchmarks/results/scaling.json (command, machine, versions, load, rows).
+Writes benchmarks/results/scaling.json (command, machine, versions, load, rows); --table
+prints that file's rows as markdown tables.
 """
 
 from __future__ import annotations
@@ -124,6 +126,34 @@ def in_subprocess(kind: str, argument: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def tables(result: dict) -> str:
+    """The JSON's rows as markdown: the collector per family against N, MAML against the
+    meta-batch, each with the cost per unit relative to the smallest size."""
+    rows = [r for r in result["rows"] if "error" not in r]
+    lines = ["| family | N | env-steps/s | x the smallest N's rate | peak MiB | added MiB |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for family in dict.fromkeys(r["family"] for r in rows if r["part"] == "collector"):
+        mine = [r for r in rows if r["part"] == "collector" and r["family"] == family]
+        for r in mine:
+            lines.append(f"| {family} | {r['num_envs']:,} | {r['env_steps_per_s']:,.0f} | "
+                         f"{r['env_steps_per_s'] / mine[0]['env_steps_per_s']:.2f} | "
+                         f"{r['peak_mib']:,.0f} | {r['added_mib']:,.0f} |")
+    maml = [r for r in rows if r["part"] == "maml"]
+    if maml:
+        lines += ["", "| tasks | env-steps | sampling s | update s | update s per task "
+                  "(x the smallest's) | line-search tries | update's added MiB | peak MiB |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        unit = maml[0]["update_seconds"] / maml[0]["meta_batch"]
+        for r in maml:
+            per_task = r["update_seconds"] / r["meta_batch"]
+            lines.append(f"| {r['meta_batch']} | {r['env_steps']:,} | "
+                         f"{r['sampling_seconds']:.1f} | {r['update_seconds']:.1f} | "
+                         f"{per_task:.3f} ({per_task / unit:.2f}) | "
+                         f"{r['line_search_tries']} | {r['update_added_mib']:,.0f} | "
+                         f"{r['peak_mib']:,.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", choices=("collector", "maml"),
@@ -131,8 +161,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="N up to 256, meta-batches 10 and 20")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--table", action="store_true",
+                        help="print the tables of --out (default: the committed results)")
     parser.add_argument("--one", nargs=2, metavar=("PART", "ARGUMENT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.table:
+        print(tables(json.loads(args.out.read_text())))
+        return
     if args.one:
         kind, argument = args.one
         if kind == "collector":
