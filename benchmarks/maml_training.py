@@ -39,7 +39,7 @@ from fewshot.algos.maml.config import MAMLConfig
 from fewshot.eval.evaluation import SUMMARY, base_label, evaluate_run
 from fewshot.eval.harness import EvaluationSettings
 from fewshot.provenance import cpus, provenance
-from fewshot.run.checkpoint import load_checkpoint
+from fewshot.run.checkpoint import CHECKPOINT, load_checkpoint
 from fewshot.run.config import RunConfig
 from fewshot.run.folder import write_config
 from fewshot.run.train import train
@@ -69,7 +69,8 @@ def config_for(preset: dict, args: argparse.Namespace) -> RunConfig:
                                             episodes_per_task=20, hidden_sizes=[100, 100],
                                             activation=args.activation, inner_lr=args.inner_lr,
                                             max_kl=args.max_kl,
-                                            num_inner_steps=args.inner_steps))
+                                            num_inner_steps=args.inner_steps,
+                                            fisher_subsample=args.fisher_subsample))
 
 
 def run_name(args: argparse.Namespace) -> str:
@@ -85,6 +86,10 @@ def run_name(args: argparse.Namespace) -> str:
         name += f"-steps{args.inner_steps}"
     if args.max_kl != PAPER_MAX_KL:
         name += f"-kl{args.max_kl:g}"
+    if args.fisher_subsample != 1:
+        name += f"-fs{args.fisher_subsample}"
+    if args.wall_minutes is not None:
+        name += f"-{args.wall_minutes:g}min"
     if args.continue_from:
         name += f"-from{load_checkpoint(Path(args.continue_from))['iteration']}"
     return name
@@ -98,6 +103,21 @@ def start_from(source: Path, run_dir: Path, config: RunConfig) -> None:
         shutil.copy2(source / name, run_dir / name)
     write_config(run_dir, config)
     (run_dir / "continued_from.txt").write_text(f"{source}\n")
+
+
+def train_for(config: RunConfig, run_dir: Path, minutes: float) -> None:
+    """Train in chunks of `checkpoint_every` iterations while the next chunk, as long as
+    the last one took, still ends within `minutes` of wall time from now (everything the
+    process does counts: sampling, updates, checkpoints)."""
+    deadline = time.perf_counter() + 60 * minutes
+    done = int(load_checkpoint(run_dir)["iteration"]) if (run_dir / CHECKPOINT).exists() else 0
+    chunk_seconds = 0.0
+    while time.perf_counter() + chunk_seconds <= deadline:
+        started = time.perf_counter()
+        done += config.checkpoint_every
+        train(dataclasses.replace(config, iterations=done), run_dir,
+              resume=(run_dir / CHECKPOINT).exists())
+        chunk_seconds = time.perf_counter() - started
 
 
 def evaluate(run_dir: Path, out: Path, *, steps: int, num_tasks: int, trials: int,
@@ -161,6 +181,12 @@ def main() -> None:
     parser.add_argument("--max-kl", type=float, default=PAPER_MAX_KL,
                         help="TRPO's bound on the mean KL, summed over action dimensions "
                              "(default: the paper's %(default)s)")
+    parser.add_argument("--fisher-subsample", type=int, default=1,
+                        help="TRPO's curvature on every n-th episode (default: every one)")
+    parser.add_argument("--wall-minutes", type=float, default=None,
+                        help="train for this much wall time instead of --iterations (a "
+                             "fresh run of its own; stops before a chunk of "
+                             "checkpoint_every iterations would end past it)")
     parser.add_argument("--continue-from", metavar="RUN", default=None,
                         help="start from another run's last checkpoint (weights, iteration "
                              "count, metrics) under this command's settings")
@@ -193,7 +219,10 @@ def main() -> None:
     if args.continue_from and not run_dir.exists():
         start_from(Path(args.continue_from), run_dir, config)
     started = time.perf_counter()
-    train(config, run_dir, resume=(run_dir / "checkpoint.pt").exists())
+    if args.wall_minutes is not None:
+        train_for(config, run_dir, args.wall_minutes)
+    else:
+        train(config, run_dir, resume=(run_dir / CHECKPOINT).exists())
     train_seconds = time.perf_counter() - started
     results = Path(args.results)
     adaptation = evaluate(run_dir, results / "maml_training" / result_name, steps=eval_steps,
