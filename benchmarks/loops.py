@@ -46,7 +46,7 @@ class PolicyLoop:
         self.torch_threads = torch_threads
         self.policy = mlp_policy(env.single_observation_space.shape[0],
                                  env.single_action_space.shape[0])
-        self.obs, _ = env.reset(seed=0)
+        self.obs, _ = env.reset(**reset_seed(env))
 
     def __call__(self) -> np.ndarray:
         """One step; returns the actions taken."""
@@ -149,7 +149,7 @@ class FixedActionLoop:
         self.env = env
         self.actions = actions
         self.calls = 0
-        env.reset(seed=0)
+        env.reset(**reset_seed(env))
 
     def __call__(self) -> None:
         self.env.step(self.actions[self.calls % ACTION_POOL])
@@ -229,6 +229,11 @@ class EnvpoolFixedActionLoop(FixedActionLoop):
 
     def __init__(self, gym_id: str, actions: np.ndarray) -> None:
         super().__init__(envpool_env(gym_id, actions.shape[1]), actions)
+
+
+def reset_seed(env) -> dict:
+    """reset()'s seed argument: 0, except for envpool, which is seeded when made."""
+    return {} if type(env).__module__.startswith("envpool") else {"seed": 0}
 
 
 def envpool_env(gym_id: str, num_envs: int):

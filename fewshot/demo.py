@@ -31,8 +31,8 @@ SETTINGS = EvaluationSettings(episodes=20, tasks=20, trials=5, seed=0)
 # count: the demo gives the same numbers, bit for bit, on any machine. One thread: two
 # make the update 1.5x faster on an idle 2-core machine, but 15-25x slower as soon as
 # anything else runs there (OpenMP's threads spin at every parallel region and stall
-# while one is descheduled: 56-108 s per update instead of 3.7 s, measured beside a
-# background job), and the demo should take minutes on any machine.
+# while one is descheduled: 86-129 s per update instead of 3.7 s, measured beside a
+# sweep's trials; docs/performance.md), and the demo should take minutes on any machine.
 UPDATE_THREADS = 1
 
 

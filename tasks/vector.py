@@ -128,6 +128,7 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
         self._rngs = [np.random.default_rng() for _ in range(self.num_envs)]
         self._elapsed = np.zeros(self.num_envs, dtype=np.int64)
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
+        self._idle = np.zeros(self.num_envs, dtype=bool)
         self._obs = np.zeros((self.num_envs, *self.single_observation_space.shape))
         self._needs_reset = True
         self.set_tasks(tasks)
@@ -185,15 +186,17 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
             raise RuntimeError("call reset() before step() (after construction and after "
                                "set_tasks)")
         action_NA = self._check_actions(actions)
-        resetting_N = self._autoreset.copy()
-        active_N = ~resetting_N
+        resetting_N = self._autoreset & ~self._idle
+        active_N = ~self._autoreset & ~self._idle
         out = self.sim.step(action_NA, active_N)
         self._check_sim_step(out)
         self._elapsed[active_N] += 1
         terminated_N = out.terminated_N & active_N
         truncated_N = (self._elapsed >= self.horizon) & active_N
         reward_N = np.where(active_N, out.reward_N, 0.0)
-        self._obs = out.obs_NO.copy()
+        obs = out.obs_NO.copy()
+        obs[self._idle] = self._obs[self._idle]
+        self._obs = obs
         if resetting_N.any():
             self._reset_ids(np.flatnonzero(resetting_N))
         if self.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP:
@@ -202,6 +205,18 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
         info.update({f"reward_{k}": np.where(active_N, v, 0.0) for k, v in out.terms.items()})
         info.update({f"outcome_{k}": v & active_N for k, v in out.outcomes.items()})
         return self._obs.copy(), reward_N, terminated_N, truncated_N, info
+
+    def set_idle(self, mask: Any) -> None:
+        """Stop stepping the simulations in `mask` (a bool array [N]) until each is next
+        reset. step() leaves their state as it is, repeats their last observation and
+        reports reward 0, no termination and no truncation for them (and no autoreset). A
+        collector idles the simulations whose trials have ended, so they cost no physics
+        while the others finish."""
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != (self.num_envs,):
+            raise ValueError(f"set_idle needs a bool array of shape ({self.num_envs},), "
+                             f"got {mask.dtype} {mask.shape}")
+        self._idle = mask.copy()
 
     def _refuse_if_closed(self) -> None:
         if self.closed:
@@ -241,6 +256,7 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
         self._obs[ids] = obs
         self._elapsed[ids] = 0
         self._autoreset[ids] = False
+        self._idle[ids] = False
 
     def _seeds(self, seed: int | Sequence[int]) -> list[int]:
         def is_seed(s: Any) -> bool:

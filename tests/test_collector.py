@@ -182,8 +182,13 @@ def test_rewards_after_an_episode_ends_do_not_count():
     policy = constant_policy((0.5, 0.0), log_std=-20.0)
     batch = sampler.sample(policy, [policy.params()] * 3,
                            goals((0.15, 0.0), (0.05, 0.0), (0.5, 0.5)), seed=0)
-    # the simulations run on after their episode ends, earning rewards that must be masked
-    assert (batch.rew_TN[~batch.valid_TN] < -0.01).all()
+    # a simulation whose trial has ended is idle: no reward, the same observation
+    invalid = ~batch.valid_TN
+    assert invalid.any() and (batch.rew_TN[invalid] == 0).all()
+    for n in range(batch.valid_TN.shape[1]):
+        last = int(batch.valid_TN[:, n].nonzero().max())
+        after = batch.obs_TNO[last + 2:, n]  # the step after the last one shows its outcome
+        assert torch.equal(after, batch.obs_TNO[last + 1:last + 2, n].expand_as(after))
     returns = batch.episode_returns()[:, 0]
     want = torch.where(batch.valid_TN, batch.rew_TN.double(), 0.0).sum(0)
     torch.testing.assert_close(returns, want, rtol=0, atol=0)

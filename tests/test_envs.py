@@ -428,6 +428,28 @@ def test_empty_reset_mask_changes_nothing(name):
     np.testing.assert_array_equal(venv.step(actions[1])[0], twin.step(actions[1])[0])
 
 
+
+@pytest.mark.parametrize("name", ["point-nav", "cheetah-vel", "ant-dir", "lava-crossing"])
+def test_idle_simulations_are_not_stepped_until_reset(name):
+    """set_idle: an idle simulation keeps its state and observation, earns nothing and never
+    ends; the others step exactly as in a twin env without idling; a reset wakes it."""
+    family = tasks.get(name)
+    venv, twin = (family.make_vec(mixed_tasks(family, 3), seed=SEED) for _ in range(2))
+    actions = random_actions(venv.single_action_space, (4, 3), np.random.default_rng(6))
+    first, _ = venv.reset()
+    twin.reset()
+    venv.set_idle(np.array([False, True, False]))
+    for action in actions[:3]:
+        obs, reward, terminated, truncated, _ = venv.step(action)
+        want = twin.step(action)
+        np.testing.assert_array_equal(obs[[0, 2]], want[0][[0, 2]])
+        np.testing.assert_array_equal(obs[1], first[1])
+        assert reward[1] == 0 and not terminated[1] and not truncated[1]
+    again, _ = venv.reset(options={"reset_mask": np.array([False, True, False])})
+    assert not np.array_equal(venv.step(actions[3])[0][1], again[1])
+    with pytest.raises(ValueError, match=r"set_idle needs a bool array of shape \(3,\)"):
+        venv.set_idle(np.ones(2, dtype=bool))
+
 @pytest.mark.parametrize("name", NAMES)
 def test_set_tasks_requires_reset_and_then_takes_effect(name):
     family = tasks.get(name)

@@ -190,6 +190,8 @@ class Collector:
             agent.observe(action.act, rew_N, ended_N, running_N)
             episode_N += ended_N
             running_N &= episode_N < E
+            if (ended_N & ~running_N).any():  # finished trials take no more physics
+                self.envs.set_idle(~running_N)
             restart_N = ended_N & running_N
             if restart_N.any():
                 obs_NO, _ = self.envs.reset(options={"reset_mask": restart_N})
