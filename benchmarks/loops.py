@@ -41,12 +41,13 @@ def random_actions(low: np.ndarray, high: np.ndarray, num_envs: int, dtype: type
 class PolicyLoop:
     """A vector env stepped with the MLP policy's actions."""
 
-    def __init__(self, env: gymnasium.vector.VectorEnv, torch_threads: int = 1) -> None:
+    def __init__(self, env: gymnasium.vector.VectorEnv, torch_threads: int = 1,
+                 seeded_on_reset: bool = True) -> None:
         self.env = env
         self.torch_threads = torch_threads
         self.policy = mlp_policy(env.single_observation_space.shape[0],
                                  env.single_action_space.shape[0])
-        self.obs, _ = env.reset(**reset_seed(env))
+        self.obs, _ = env.reset(seed=0) if seeded_on_reset else env.reset()
 
     def __call__(self) -> np.ndarray:
         """One step; returns the actions taken."""
@@ -113,7 +114,10 @@ class CollectorLoop:
     """fewshot's collector with a Gaussian MLP agent: one call collects one whole episode
     (the family's horizon) in every simulation, so its steps are spread over an episode
     as the other loops' are (a robot just reset moves differently, and its physics costs
-    differently, from one mid-episode)."""
+    differently, from one mid-episode). The agent's mean is the MLP policy of the other
+    loops, weights included, and its standard deviation e^-5: it samples, scores and
+    records as a learner does, and moves the robot as (a) does (noisier actions would
+    make cheaper physics)."""
 
     torch_threads = 1
     horizon = None  # the family's
@@ -124,7 +128,9 @@ class CollectorLoop:
                                    horizon=self.horizon)
         spec = self.collector.spec
         self.policy = GaussianMLP(obs_size=spec.obs_size, action_size=spec.action_size,
-                                  hidden_sizes=(64, 64))
+                                  hidden_sizes=(64, 64), init_log_std=-5.0)
+        self.policy.mean.load_state_dict(mlp_policy(spec.obs_size,
+                                                    spec.action_size).state_dict())
         self.agent = GaussianAgent(self.policy, [self.policy.params()])
         self.task_list, self.calls = task_list, 0
 
@@ -145,11 +151,12 @@ class FixedActionLoop:
 
     torch_threads = 1
 
-    def __init__(self, env: gymnasium.vector.VectorEnv, actions: np.ndarray) -> None:
+    def __init__(self, env: gymnasium.vector.VectorEnv, actions: np.ndarray,
+                 seeded_on_reset: bool = True) -> None:
         self.env = env
         self.actions = actions
         self.calls = 0
-        env.reset(**reset_seed(env))
+        env.reset(seed=0) if seeded_on_reset else env.reset()
 
     def __call__(self) -> None:
         self.env.step(self.actions[self.calls % ACTION_POOL])
@@ -221,23 +228,20 @@ class EnvpoolPolicyLoop(PolicyLoop):
     """envpool's gymnasium-API env (synchronous: every env each step), MLP policy."""
 
     def __init__(self, gym_id: str, num_envs: int) -> None:
-        super().__init__(envpool_env(gym_id, num_envs))
+        super().__init__(envpool_env(gym_id, num_envs), seeded_on_reset=False)
 
 
 class EnvpoolFixedActionLoop(FixedActionLoop):
     """envpool's env stepped with precomputed actions, cycled."""
 
     def __init__(self, gym_id: str, actions: np.ndarray) -> None:
-        super().__init__(envpool_env(gym_id, actions.shape[1]), actions)
-
-
-def reset_seed(env) -> dict:
-    """reset()'s seed argument: 0, except for envpool, which is seeded when made."""
-    return {} if type(env).__module__.startswith("envpool") else {"seed": 0}
+        super().__init__(envpool_env(gym_id, actions.shape[1]), actions,
+                         seeded_on_reset=False)
 
 
 def envpool_env(gym_id: str, num_envs: int):
-    """envpool (a benchmark-only extra: pip install -e '.[bench]') on every core."""
+    """envpool (a benchmark-only extra: pip install -e '.[bench]') on every core, seeded
+    when made (its reset takes no seed)."""
     import envpool  # imported here: fewshot never needs it
     return envpool.make_gymnasium(gym_id, num_envs=num_envs,
                                   num_threads=available_cores(), seed=0)
