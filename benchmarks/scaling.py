@@ -149,7 +149,7 @@ def tables(result: dict) -> str:
             lines.append(f"| {r['meta_batch']} | {r['env_steps']:,} | "
                          f"{r['sampling_seconds']:.1f} | {r['update_seconds']:.1f} | "
                          f"{per_task:.3f} ({per_task / unit:.2f}) | "
-                         f"{r['line_search_tries']} | {r['update_added_mib']:,.0f} | "
+                         f"{r['line_search_tries']:g} | {r['update_added_mib']:,.0f} | "
                          f"{r['peak_mib']:,.0f} |")
     return "\n".join(lines)
 
