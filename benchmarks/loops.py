@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import gymnasium
@@ -31,6 +33,21 @@ def mlp_policy(obs_size: int, action_size: int) -> nn.Module:
                          nn.Linear(64, action_size))
 
 
+def policy_action(policy: nn.Module, obs: np.ndarray) -> np.ndarray:
+    return policy(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+
+
+@contextlib.contextmanager
+def quick_gil_handoff(seconds: float = 0.0005) -> Iterator[None]:
+    """A short switch interval, so the GIL changes hands soon after a step returns."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
 def random_actions(low: np.ndarray, high: np.ndarray, num_envs: int, dtype: type,
                    ) -> np.ndarray:
     """ACTION_POOL random action batches [num_envs, A], uniform in [low, high]."""
@@ -51,7 +68,7 @@ class PolicyLoop:
 
     def __call__(self) -> np.ndarray:
         """One step; returns the actions taken."""
-        action = self.policy(torch.as_tensor(self.obs, dtype=torch.float32)).numpy()
+        action = policy_action(self.policy, self.obs)
         self.obs = self.env.step(action)[0]
         return action
 
@@ -67,7 +84,6 @@ class OverlappedPolicyLoop:
     env-steps). The policy of half A for the next call is computed while half B steps."""
 
     torch_threads = 1
-    SWITCH_INTERVAL = 0.0005  # seconds; the GIL changes hands soon after a step returns
 
     def __init__(self, halves: list[gymnasium.vector.VectorEnv]) -> None:
         self.envs = halves
@@ -78,24 +94,16 @@ class OverlappedPolicyLoop:
         self.worker = ThreadPoolExecutor(max_workers=1)
         self.next_action = None
 
-    def act(self, obs) -> np.ndarray:
-        return self.policy(torch.as_tensor(obs, dtype=torch.float32)).numpy()
-
     def __call__(self) -> None:
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(self.SWITCH_INTERVAL)
-        try:
-            with torch.no_grad():  # the policy runs on this thread only
-                action_a = self.next_action if self.next_action is not None \
-                    else self.act(self.obs[0])
-                stepping = self.worker.submit(self.envs[0].step, action_a)
-                action_b = self.act(self.obs[1])
-                self.obs[0] = stepping.result()[0]
-                stepping = self.worker.submit(self.envs[1].step, action_b)
-                self.next_action = self.act(self.obs[0])
-                self.obs[1] = stepping.result()[0]
-        finally:
-            sys.setswitchinterval(switch)
+        with quick_gil_handoff(), torch.no_grad():  # the policy runs on this thread only
+            action_a = self.next_action if self.next_action is not None \
+                else policy_action(self.policy, self.obs[0])
+            stepping = self.worker.submit(self.envs[0].step, action_a)
+            action_b = policy_action(self.policy, self.obs[1])
+            self.obs[0] = stepping.result()[0]
+            stepping = self.worker.submit(self.envs[1].step, action_b)
+            self.next_action = policy_action(self.policy, self.obs[0])
+            self.obs[1] = stepping.result()[0]
 
     def close(self) -> None:
         self.worker.shutdown()
@@ -210,12 +218,8 @@ class SplitPolicyLoop:
                 loop()
 
     def __call__(self) -> None:
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(OverlappedPolicyLoop.SWITCH_INTERVAL)
-        try:
+        with quick_gil_handoff():
             list(self.workers.map(self.run_half, self.loops))
-        finally:
-            sys.setswitchinterval(switch)
         self.env_steps += self.steps_per_call * sum(loop.env.num_envs for loop in self.loops)
 
     def close(self) -> None:
@@ -289,12 +293,15 @@ def _build_loops(family_name: str, num_envs: int,
         "e": CollectorLoop(family, task_list),
     }
     if num_envs % 2 == 0:
-        halves = [family.make_vec(task_list[:num_envs // 2], seed=0),
-                  family.make_vec(task_list[num_envs // 2:], seed=num_envs // 2)]
-        loops["a-overlap"] = OverlappedPolicyLoop(halves)
-        loops["a-split"] = SplitPolicyLoop(
-            [family.make_vec(task_list[:num_envs // 2], seed=0, nthread=1),
-             family.make_vec(task_list[num_envs // 2:], seed=num_envs // 2, nthread=1)])
+        half = num_envs // 2
+
+        def halves(**options) -> list[gymnasium.vector.VectorEnv]:
+            """Two batched envs of the first and second half of the tasks, seeded as one."""
+            return [family.make_vec(task_list[:half], seed=0, **options),
+                    family.make_vec(task_list[half:], seed=half, **options)]
+
+        loops["a-overlap"] = OverlappedPolicyLoop(halves())
+        loops["a-split"] = SplitPolicyLoop(halves(nthread=1))
     if envpool_available():
         loops["f"] = EnvpoolPolicyLoop(gym_id, num_envs)
         loops["f-random"] = EnvpoolFixedActionLoop(gym_id, uniform)

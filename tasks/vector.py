@@ -186,8 +186,9 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
             raise RuntimeError("call reset() before step() (after construction and after "
                                "set_tasks)")
         action_NA = self._check_actions(actions)
-        resetting_N = self._autoreset & ~self._idle
-        active_N = ~self._autoreset & ~self._idle
+        awake_N = ~self._idle
+        resetting_N = self._autoreset & awake_N
+        active_N = ~self._autoreset & awake_N
         out = self.sim.step(action_NA, active_N)
         self._check_sim_step(out)
         self._elapsed[active_N] += 1
