@@ -116,7 +116,12 @@ class Param:
         return math.log(x) if self.scale == "log" else float(x)
 
     def from_sampling(self, u: np.ndarray) -> np.ndarray:
-        return np.exp(u) if self.scale == "log" else u
+        # libm's exp, not numpy's: numpy's SIMD exp differs in the last bit between CPUs
+        # (with and without AVX-512), and a task set must be the same on every machine
+        if self.scale != "log":
+            return u
+        u = np.asarray(u, dtype=np.float64)
+        return np.array([math.exp(x) for x in u.ravel().tolist()]).reshape(u.shape)
 
 
 @dataclass(frozen=True)
@@ -254,7 +259,7 @@ class Region:
         """Each box's share of the region's volume (in the sampling scale). A product of
         many small widths underflows, so volumes are compared by their logarithms."""
         log_volume = np.array([_log_volume(box, params) for box in self.boxes])
-        weights = np.exp(log_volume - log_volume.max())
+        weights = np.array([math.exp(v) for v in log_volume - log_volume.max()])
         return weights / weights.sum()
 
     def _stratified_boxes(self, n: int, share: np.ndarray, stratify_by: Sequence[str],

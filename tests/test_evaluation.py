@@ -107,6 +107,25 @@ def test_compare_leaves_out_a_split_whose_tasks_differ_and_names_it(run_dir, tmp
     assert all(list(entry["splits"]) == ["test-id"] for entry in summary["learners"].values())
     assert list(json.loads((out / "tasks.json").read_text())["splits"]) == ["test-id"]
 
+def test_tasks_frozen_a_bit_apart_are_the_same_tasks(run_dir, tmp_path):
+    # another machine's exp may round a sampled value the other way: still the same task
+    run = fresh_copy(run_dir, tmp_path)
+    assert cli.main(["evaluate", str(run), *SMALL]) == 0
+    assert cli.main(["evaluate", str(run), *SMALL, "--learner", "scripted-oracle"]) == 0
+    frozen_path = run / "evaluation-scripted-oracle" / "tasks.json"
+    frozen = json.loads(frozen_path.read_text())
+    for split, nudge in (("test-id", 1e-15), ("test-ood", 1e-6)):
+        task = frozen["splits"][split][0]
+        name = next(k for k, v in task.items() if isinstance(v, float) and v != 0)
+        task[name] *= 1 + nudge
+    frozen_path.write_text(json.dumps(frozen))
+    out = tmp_path / "c"
+    assert cli.main(["compare", str(run), str(run / "evaluation-scripted-oracle"),
+                     "--out", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["info"]["splits_left_out"] == [
+        "test-ood"]
+
+
 
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="is not a run folder"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import json
+import math
 import os
 import re
 import shutil
@@ -45,6 +46,7 @@ RECORDS, TASKS, SUMMARY, REPORT, FIGURE = ("records.csv.gz", "tasks.json", "summ
                                            "report.md", "adaptation-curves.png")
 OLD_RECORDS = "records.csv"  # evaluations written before records were compressed
 DEFAULT_FOLDER = "evaluation"
+TASK_RTOL = 1e-9  # task values closer than this (relatively) are the same task
 
 
 # Runs and learners ----------------------------------------------------------------------
@@ -239,7 +241,21 @@ def shared_splits(first: dict[str, Any], other: dict[str, Any]) -> list[str]:
     """The splits two frozen task sets hold with the same tasks."""
     if first["family"] != other["family"]:
         return []
-    return [s for s in first["splits"] if other["splits"].get(s) == first["splits"][s]]
+    return [s for s in first["splits"]
+            if s in other["splits"] and same_values(other["splits"][s], first["splits"][s])]
+
+
+def same_values(a: Any, b: Any) -> bool:
+    """Equal, floats to TASK_RTOL: tasks frozen on machines whose exp differs in the last
+    bit (as numpy's did with and without AVX-512) are the same tasks."""
+    if isinstance(a, float) or isinstance(b, float):
+        return (isinstance(a, (int, float)) and isinstance(b, (int, float))
+                and math.isclose(a, b, rel_tol=TASK_RTOL))
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_values(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_values(a[k], b[k]) for k in a)
+    return a == b
 
 
 def improvements(records: Records) -> list[dict[str, Any]]:
