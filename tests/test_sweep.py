@@ -184,6 +184,39 @@ def test_a_scored_trial_is_done_even_without_its_checkpoint(sweep, tmp_path):
     assert summary["counts"] == {"evaluated": 4}
 
 
+def test_a_sweep_resumed_with_another_evaluate_block_scores_again_without_training(
+        sweep, tmp_path, capsys):
+    out = tmp_path / "copy"
+    shutil.copytree(sweep, out, ignore=shutil.ignore_patterns(".tune", ".lock"))
+    runs = sorted((out / "runs").iterdir())
+    before = {run: (run / "metrics.csv").read_text() for run in runs}
+    more = {**SPEC, "evaluate": {**SPEC["evaluate"], "tasks": 3}}
+    assert cli.main(["sweep", str(write_spec(tmp_path, more)), "--out", str(out),
+                     "--resume", "--no-progress"]) == 0
+    assert "the evaluate block differs" in capsys.readouterr().err
+    assert yaml.safe_load((out / "spec.yaml").read_text()) == more
+    for run in runs:
+        assert (run / "metrics.csv").read_text() == before[run]  # not trained again
+        assert load_checkpoint(run)["iteration"] == 3
+        frozen = json.loads((run / "evaluation" / "tasks.json").read_text())
+        assert all(len(tasks) == 3 for tasks in frozen["splits"].values())
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["counts"] == {"evaluated": 4}
+    compared = json.loads((out / "comparison" / "tasks.json").read_text())
+    assert all(len(tasks) == 3 for tasks in compared["splits"].values())
+
+
+def test_a_search_resumed_with_another_evaluate_block_is_refused(tmp_path):
+    from fewshot.sweep.driver import prepare
+
+    out = tmp_path / "out"
+    out.mkdir()
+    prepare(out, parse_spec(SEARCH, base_dir=tmp_path), resume=False)
+    changed = {**SEARCH, "evaluate": {**SEARCH["evaluate"], "tasks": 3}}
+    with pytest.raises(ValueError, match="only a grid's evaluate block may change"):
+        prepare(out, parse_spec(changed, base_dir=tmp_path), resume=True)
+
+
 def test_a_killed_sweep_resumes_to_the_same_checkpoints(sweep, tmp_path):
     out = tmp_path / "out"
     kill_after_a_checkpoint(SPEC, tmp_path, out)

@@ -103,19 +103,31 @@ def run_locked(spec: Spec, out: Path, *, address: str | None, resume: bool,
 
 
 def prepare(out: Path, spec: Spec, *, resume: bool) -> None:
-    """A new sweep needs an empty folder; a resumed one the same SPEC."""
+    """A new sweep needs an empty folder; a resumed one the same SPEC, except that a grid's
+    evaluate block may change (its trials are then scored again, not trained again)."""
     saved = out / SPEC_COPY
     if resume:
         if not saved.is_file():
             raise FileNotFoundError(f"--resume: {out} holds no sweep (no {SPEC_COPY})")
-        if yaml.safe_load(saved.read_text()) != spec.source:
-            raise ValueError(f"--resume: the SPEC differs from the one {out} was started "
-                             f"with ({saved}); resume with that one, or choose another --out")
-        return
+        started = yaml.safe_load(saved.read_text())
+        if started == spec.source:
+            return
+        if spec.search is None and without_evaluate(started) == without_evaluate(spec.source):
+            print(f"{out}: the evaluate block differs from the one the sweep was started "
+                  "with; its trials are scored again with the new one", file=sys.stderr)
+            atomic_write_text(saved, yaml.safe_dump(spec.source, sort_keys=False))
+            return
+        raise ValueError(f"--resume: the SPEC differs from the one {out} was started "
+                         f"with ({saved}); resume with that one (only a grid's evaluate "
+                         "block may change), or choose another --out")
     if any(p.name != LOCK for p in out.iterdir()):
         raise FileExistsError(f"sweep folder {out} is not empty; pass --resume to continue "
                               "its sweep, or choose another --out")
     atomic_write_text(saved, yaml.safe_dump(spec.source, sort_keys=False))
+
+
+def without_evaluate(source: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in source.items() if key != "evaluate"}
 
 
 def run_trials(spec: Spec, common: dict[str, Any], out: Path, *, resume: bool,
@@ -214,7 +226,7 @@ def summarize(spec: Spec, trials: list[tuple[Trial, dict]], errors: dict[str, st
     for trial, meta in trials:
         run_dir = Path(meta["run_dir"])
         folders = [evaluation_folder(run_dir, k) for k in meta["learners"]]
-        scored = all(evaluated(run_dir, k) for k in meta["learners"])
+        scored = all(evaluated(meta, k) for k in meta["learners"])
         status = "failed" if trial.name in errors else "evaluated" if scored else (
             "stopped early" if spec.stop_early else "incomplete")
         rows.append({"name": trial.name, "group": trial.group, "values": trial.values,

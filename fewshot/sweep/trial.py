@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from fewshot import plugins
-from fewshot.eval.evaluation import DEFAULT_FOLDER, RECORDS, evaluate_run
+from fewshot.eval.evaluation import DEFAULT_FOLDER, RECORDS, TASKS, evaluate_run, same_values
 from fewshot.eval.harness import EvaluationSettings
+from fewshot.eval.task_sets import task_sets_from_json
 from fewshot.run.checkpoint import CHECKPOINT, load_checkpoint
 from fewshot.run.config import from_dict
 from fewshot.run.lock import RunFolderBusyError
@@ -32,9 +33,36 @@ def evaluation_folder(run_dir: Path, learner: str) -> Path:
                             else f"{DEFAULT_FOLDER}-{learner}")
 
 
-def evaluated(run_dir: Path, learner: str) -> bool:
-    """Whether the run was scored as `learner` (its evaluation folder is published)."""
-    return (evaluation_folder(run_dir, learner) / RECORDS).is_file()
+def evaluated(meta: dict[str, Any], learner: str) -> bool:
+    """Whether the trial's run was scored as `learner` (its evaluation folder is published)
+    with the SPEC's evaluate settings and task sets. A sweep resumed with another evaluate
+    block (more tasks, say) scores its trials again, without training them again."""
+    folder = evaluation_folder(Path(meta["run_dir"]), learner)
+    if not (folder / RECORDS).is_file():
+        return False
+    return scored_as_asked(folder, meta["settings"], meta.get("task_sets") or {},
+                           meta["config"])
+
+
+def scored_as_asked(folder: Path, settings: dict[str, Any],
+                    task_sets: dict[str, list[dict[str, Any]]], config: dict[str, Any]) -> bool:
+    """Whether an evaluation folder holds the frozen splits of `settings` (EvaluationSettings
+    fields) and exactly `task_sets`, scored as `settings` asks."""
+    used = json.loads((folder / "summary.json").read_text())["info"]["settings"]
+    wanted = {**settings, "splits": list(settings["splits"])}
+    if wanted.get("horizon") is None:  # the run's own horizon was used
+        wanted["horizon"] = used.get("horizon")
+    if {**used, "splits": list(used["splits"])} != wanted:
+        return False
+    frozen = json.loads((folder / TASKS).read_text())["splits"]
+    if set(frozen) != set(wanted["splits"]) | set(task_sets):
+        return False
+    if not task_sets:
+        return True
+    family = from_dict(dict(config)).family_object()
+    asked = task_sets_from_json(family, {"sets": task_sets}, source="evaluate.task_sets")
+    return all(same_values(frozen[name], [family.task_to_dict(t) for t in tasks])
+               for name, tasks in asked.items())
 
 
 def trial_meta(trial: Trial, common: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +107,7 @@ def run_trial(tune_config: dict[str, Any]) -> None:
                                  f"its metrics: {sorted(row)}")
         tune.report(row)
 
-    scored = all(evaluated(run_dir, learner) for learner in spec["learners"])
+    scored = all(evaluated(spec, learner) for learner in spec["learners"])
     if not scored and not finished(run_dir, config.iterations):  # a scored trial is done,
         # even where its checkpoint is not kept (a large replay buffer, say)
         train_waiting_for_the_lock(config, run_dir, report=report, started_by={
@@ -89,7 +117,7 @@ def run_trial(tune_config: dict[str, Any]) -> None:
     scores: dict[str, float] = {}
     for learner in spec["learners"]:
         out = evaluation_folder(run_dir, learner)
-        if not evaluated(run_dir, learner):
+        if not evaluated(spec, learner):
             label = spec["group"] if learner == "trained" else f"{spec['group']} ({learner})"
             evaluate_run(run_dir, replace(settings), learner=learner, label=label, out=out,
                          task_sets=spec.get("task_sets") or None, progress=False)
