@@ -98,10 +98,13 @@ TARGETS = (("cheetah-vel", 64, "a", "b", 3.0),
 
 
 def measure_group(family_name: str, num_envs: int, repeats: int, target_seconds: float,
-                  default_threads: int) -> list[dict]:
-    """Env-steps/s of every configuration for one family and N, repeats interleaved."""
-    loops = build_loops(family_name, num_envs, threads_check=default_threads
+                  default_threads: int, configs: Sequence[str] = tuple(CONFIGS)) -> list[dict]:
+    """Env-steps/s of the configurations for one family and N, repeats interleaved."""
+    built = build_loops(family_name, num_envs, threads_check=default_threads
                         if num_envs == THREADS_CHECK_SIZE else None)
+    loops = {key: loop for key, loop in built.items() if key in configs}
+    for key in built.keys() - loops.keys():
+        built[key].close()
     steps = {key: warm_up_and_size(loop, target_seconds) for key, loop in loops.items()}
     rates: dict[str, list[float]] = {key: [] for key in loops}
     others: dict[str, list[float]] = {key: [] for key in loops}
@@ -156,15 +159,26 @@ def ratio_table(results: list[dict]) -> list[dict]:
     return table
 
 
-def target_checks(ratios: list[dict]) -> list[dict]:
+def runs_of(results: list[dict], family: str, num_envs: int, config: str) -> list[float]:
+    return next((r["env_steps_per_s"]["runs"] for r in results if
+                 (r["family"], r["num_envs"], r["config"]) == (family, num_envs, config)), [])
+
+
+def target_checks(results: list[dict], ratios: list[dict]) -> list[dict]:
+    """Each target's ratio of medians, and the ratios of the two configurations' runs
+    within each round (they ran minutes apart at most, under much the same load)."""
     checks = []
     for family, num_envs, top, bottom, needed in TARGETS:
         row = next((r for r in ratios if (r["family"], r["num_envs"]) == (family, num_envs)),
                    {})
         value = row.get(f"{top}/{bottom}")
+        rounds = [u / d for u, d in zip(runs_of(results, family, num_envs, top),
+                                        runs_of(results, family, num_envs, bottom),
+                                        strict=False)]
         checks.append({"family": family, "num_envs": num_envs, "ratio": f"{top}/{bottom}",
                        "target": needed, "value": value,
-                       "met": None if value is None else value >= needed})
+                       "met": None if value is None else value >= needed,
+                       "per_round": summary(rounds) if rounds else None})
     return checks
 
 
@@ -213,7 +227,10 @@ def print_targets(checks: list[dict]) -> None:
         if c["value"] is None:
             print(f"  {where}: not measured")
         else:
-            print(f"  {where}: {c['value']:.2f} -> {'MET' if c['met'] else 'NOT MET'}")
+            rounds = c["per_round"]
+            print(f"  {where}: {c['value']:.2f} -> {'MET' if c['met'] else 'NOT MET'} "
+                  f"(per round: median {rounds['median']:.2f}, "
+                  f"{rounds['min']:.2f}-{rounds['max']:.2f})")
 
 
 # Main -------------------------------------------------------------------------------
@@ -231,6 +248,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="timed runs per configuration (default: 3, 1 with --quick)")
     parser.add_argument("--seconds", type=float, default=2.0,
                         help="target wall time of one timed run (default: %(default)s)")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS),
+                        metavar="CONFIG", help="configurations to measure (default: all; "
+                        "f and f-random need envpool)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="JSON output (default: benchmarks/results/throughput.json)")
     args = parser.parse_args(argv)
@@ -258,13 +278,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for num_envs in args.sizes:
             print(f"measuring {family_name} N={num_envs} ...", flush=True)
             results += measure_group(family_name, num_envs, args.repeats, args.seconds,
-                                     default_threads)
+                                     default_threads, args.configs)
     ratios = ratio_table(results)
-    checks = target_checks(ratios)
+    checks = target_checks(results, ratios)
     report = {
         **provenance(load_seconds=1.0),
         "settings": {"families": args.families, "sizes": args.sizes,
                      "repeats": args.repeats, "target_seconds_per_run": args.seconds,
+                     "configs": args.configs,
                      "torch_threads": 1, "torch_default_threads": default_threads,
                      "mujoco_batch_nthread": available_cores(),
                      "wall_seconds": round(time.perf_counter() - started, 1),
