@@ -57,6 +57,7 @@ EXPERIMENTS = ("observation", "specialists_vel", "specialists_gait", "reward_vel
                "reward_gait", "dynamics")
 REWARD_FAMILIES = {"vel": ("cheetah-vel", "goal_velocity"), "gait": ("cheetah-gait", "gait")}
 SHOWN_K = (0, 3, 20)  # R(0); RL² after the episodes of its training trials; MAML's one step
+ROBUST = (("mean", stats.mean), ("IQM", stats.iqm))
 OBSERVATION_LABEL = re.compile(r"colours=(?P<colours>\d+) input_l1=(?P<l1>[\d.e-]+)$")
 
 
@@ -123,6 +124,29 @@ def curves_table(summary: dict) -> dict:
         for split, data in entry["splits"].items():
             table[algo][split] = {str(point["k"]): point["mean"]
                                   for point in data["curve"] if point["k"] in SHOWN_K}
+    return table
+
+
+def dynamics_table(comparison: Path) -> dict:
+    """Per learner and split, from the comparison's records: R(k) at SHOWN_K as mean and
+    interquartile mean (IQM) of task scores, and the paired gain R(20) - R(0) per task,
+    both ways, with 95% intervals. cheetah-dyn's test-ood returns are heavy-tailed (a few
+    bodies swing by thousands between episodes), which the mean's interval undercovers:
+    the non-adaptive PPO shows a mean "gain" there. The IQM is the robust reading."""
+    records = Records.read_csv(comparison / RECORDS)
+    table: dict = {}
+    for label in records.unique("learner"):
+        entry = table.setdefault(label.split("-")[0], {})
+        for split in records.unique("split"):
+            rows = records.where(learner=label, split=split)
+            scores = {k: list(rows.where(k=k).task_scores().values()) for k in SHOWN_K}
+            gain = [after - before for after, before in
+                    zip(scores[SHOWN_K[-1]], scores[0], strict=True)]
+            entry[split] = {
+                **{f"R({k}) {name}": stats.estimate(s, reduce).as_dict()
+                   for k, s in scores.items() for name, reduce in ROBUST},
+                **{f"gain {name}": stats.estimate(gain, reduce).as_dict()
+                   for name, reduce in ROBUST}}
     return table
 
 
@@ -292,11 +316,17 @@ def plot(results: dict, path: Path) -> None:
     axes[0].set_ylabel("return, k = 0")
     axes[0].set_title("observation: cheetah-distract")
     axes[0].legend(fontsize=7)
-    for ax, (name, title) in zip(axes[1:], (("dynamics", "dynamics: cheetah-dyn"),
+    # heavy-tailed returns on cheetah-dyn: its panel shows the IQM over tasks
+    panels = {"dynamics": {algo: {split: {str(k): values[f"R({k}) IQM"] for k in SHOWN_K}
+                                  for split, values in entry.items()}
+                           for algo, entry in results.get("dynamics_robust", {}).items()},
+              "reward_vel": results.get("reward_vel", {}),
+              "reward_gait": results.get("reward_gait", {})}
+    for ax, (name, title) in zip(axes[1:], (("dynamics", "dynamics: cheetah-dyn (IQM)"),
                                             ("reward_vel", "reward: held-out speeds"),
                                             ("reward_gait", "reward: held-out gait (hop)")),
                              strict=True):
-        for i, (algo, entry) in enumerate(results.get(name, {}).items()):
+        for i, (algo, entry) in enumerate(panels[name].items()):
             for split, style in zip([s for s in entry if s != "seeds"], ("-", "--"),
                                     strict=False):
                 ks = sorted(entry[split], key=int)
@@ -325,8 +355,11 @@ def main() -> None:
             results.setdefault("observation", {}).update(observation_table(out))
     if len(found := evaluations("dynamics")) >= 2:
         out = compare(found, results_dir / "dynamics")
-        results["dynamics"] = curves_table(
-            json.loads((out / "summary.json").read_text())["learners"])
+        summary = json.loads((out / "summary.json").read_text())
+        results["dynamics"] = curves_table(summary["learners"])
+        results["dynamics_robust"] = dynamics_table(out)
+        results["dynamics_improvement"] = [row for row in summary["probability_of_improvement"]
+                                           if row["k"] in SHOWN_K]
     for kind in REWARD_FAMILIES:
         if len(found := evaluations(f"reward_{kind}")) >= 2:  # the returns themselves
             out = compare(found, results_dir / f"reward-{kind}-returns")
