@@ -89,42 +89,45 @@ def test_compare_refuses_evaluations_on_different_tasks(run_dir, tmp_path):
     assert not (tmp_path / "c").exists()
 
 
-def test_compare_leaves_out_a_split_whose_tasks_differ_and_names_it(run_dir, tmp_path):
-    # runs trained on different levels share their test splits, not their train split
+def compared_with_frozen_tasks_edited(run_dir, tmp_path, edit) -> dict:
+    """Evaluate a run as trained and as the scripted oracle, edit the oracle's frozen
+    tasks with `edit(splits)`, compare the two; returns the comparison's summary."""
     run = fresh_copy(run_dir, tmp_path)
     assert cli.main(["evaluate", str(run), *SMALL]) == 0
     assert cli.main(["evaluate", str(run), *SMALL, "--learner", "scripted-oracle"]) == 0
     frozen_path = run / "evaluation-scripted-oracle" / "tasks.json"
     frozen = json.loads(frozen_path.read_text())
-    frozen["splits"]["test-ood"] = frozen["splits"]["test-ood"][:1]  # other tasks there
+    edit(frozen["splits"])
     frozen_path.write_text(json.dumps(frozen))
     out = tmp_path / "c"
     assert cli.main(["compare", str(run), str(run / "evaluation-scripted-oracle"),
                      "--out", str(out)]) == 0
-    summary = json.loads((out / "summary.json").read_text())
+    return {**json.loads((out / "summary.json").read_text()),
+            "tasks": json.loads((out / "tasks.json").read_text())}
+
+
+def test_compare_leaves_out_a_split_whose_tasks_differ_and_names_it(run_dir, tmp_path):
+    # runs trained on different levels share their test splits, not their train split
+    def other_tasks(splits):
+        splits["test-ood"] = splits["test-ood"][:1]
+
+    summary = compared_with_frozen_tasks_edited(run_dir, tmp_path, other_tasks)
     assert summary["info"]["splits_left_out"] == ["test-ood"]
     assert {row["split"] for row in summary["probability_of_improvement"]} == {"test-id"}
     assert all(list(entry["splits"]) == ["test-id"] for entry in summary["learners"].values())
-    assert list(json.loads((out / "tasks.json").read_text())["splits"]) == ["test-id"]
+    assert list(summary["tasks"]["splits"]) == ["test-id"]
+
 
 def test_tasks_frozen_a_bit_apart_are_the_same_tasks(run_dir, tmp_path):
     # another machine's exp may round a sampled value the other way: still the same task
-    run = fresh_copy(run_dir, tmp_path)
-    assert cli.main(["evaluate", str(run), *SMALL]) == 0
-    assert cli.main(["evaluate", str(run), *SMALL, "--learner", "scripted-oracle"]) == 0
-    frozen_path = run / "evaluation-scripted-oracle" / "tasks.json"
-    frozen = json.loads(frozen_path.read_text())
-    for split, nudge in (("test-id", 1e-15), ("test-ood", 1e-6)):
-        task = frozen["splits"][split][0]
-        name = next(k for k, v in task.items() if isinstance(v, float) and v != 0)
-        task[name] *= 1 + nudge
-    frozen_path.write_text(json.dumps(frozen))
-    out = tmp_path / "c"
-    assert cli.main(["compare", str(run), str(run / "evaluation-scripted-oracle"),
-                     "--out", str(out)]) == 0
-    assert json.loads((out / "summary.json").read_text())["info"]["splits_left_out"] == [
-        "test-ood"]
+    def nudged(splits):
+        for split, nudge in (("test-id", 1e-15), ("test-ood", 1e-6)):
+            task = splits[split][0]
+            name = next(k for k, v in task.items() if isinstance(v, float) and v != 0)
+            task[name] *= 1 + nudge
 
+    summary = compared_with_frozen_tasks_edited(run_dir, tmp_path, nudged)
+    assert summary["info"]["splits_left_out"] == ["test-ood"]
 
 
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path):
