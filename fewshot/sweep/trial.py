@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from fewshot import plugins
-from fewshot.eval.evaluation import DEFAULT_FOLDER, RECORDS, TASKS, evaluate_run, same_values
+from fewshot.eval.evaluation import (
+    DEFAULT_FOLDER,
+    RECORDS,
+    SUMMARY,
+    TASKS,
+    evaluate_run,
+    same_values,
+)
 from fewshot.eval.harness import EvaluationSettings
 from fewshot.eval.task_sets import task_sets_from_json
 from fewshot.run.checkpoint import CHECKPOINT, load_checkpoint
@@ -48,7 +55,7 @@ def scored_as_asked(folder: Path, settings: dict[str, Any],
                     task_sets: dict[str, list[dict[str, Any]]], config: dict[str, Any]) -> bool:
     """Whether an evaluation folder holds the frozen splits of `settings` (EvaluationSettings
     fields) and exactly `task_sets`, scored as `settings` asks."""
-    used = json.loads((folder / "summary.json").read_text())["info"]["settings"]
+    used = json.loads((folder / SUMMARY).read_text())["info"]["settings"]
     wanted = {**settings, "splits": list(settings["splits"])}
     if wanted.get("horizon") is None:  # the run's own horizon was used
         wanted["horizon"] = used.get("horizon")
@@ -155,7 +162,7 @@ def train_waiting_for_the_lock(config: Any, run_dir: Path, *, report: Any,
 
 def final_scores(folder: Path, learner: str) -> dict[str, float]:
     """Mean return at k = 0 and k = K on each split, for Tune's result table."""
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = json.loads((folder / SUMMARY).read_text())
     scores = {}
     for entry in summary["learners"].values():
         for split, values in entry["splits"].items():
