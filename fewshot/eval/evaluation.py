@@ -38,7 +38,7 @@ from fewshot.eval.task_sets import load_task_sets, task_sets_from_json
 from fewshot.provenance import provenance
 from fewshot.run.checkpoint import make_folder, publish_dir
 from fewshot.run.config import RunConfig
-from fewshot.run.folder import load_run
+from fewshot.run.folder import load_trained
 from fewshot.run.lock import exclusive
 from fewshot.runtime import torch_threads
 
@@ -101,7 +101,7 @@ def evaluate_run(run_dir: Path, settings: EvaluationSettings, *, learner: str = 
     values, or a JSON file of them);
     returns the evaluation folder."""
     run_dir = Path(run_dir)
-    config, model = load_run(run_dir)
+    config, model, iteration = load_trained(run_dir)
     family = config.family_object()
     if isinstance(task_sets, Path):
         task_sets = load_task_sets(family, task_sets)
@@ -130,7 +130,8 @@ def evaluate_run(run_dir: Path, settings: EvaluationSettings, *, learner: str = 
         records = evaluate(scored, family, sets, settings, run=run_dir.resolve().name,
                            run_seed=config.seed, on_block=bar.update)
     info = {"family": family.name, "family_options": dict(family.options), "learner": label,
-            "kind": learner, "run": str(run_dir), "settings": asdict(settings),
+            "kind": learner, "run": str(run_dir), "iteration": iteration,
+            "settings": asdict(settings),
             "options": given, **provenance()}
     frozen = {"family": family.name, "family_options": dict(family.options),
               "seed": settings.seed,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import yaml
@@ -158,8 +158,20 @@ def build_model(config: RunConfig) -> Any:
     return config.algorithm.build(config.algo_config, env_spec(config.family_object()))
 
 
+class TrainedRun(NamedTuple):
+    config: RunConfig
+    model: Any
+    iteration: int  # the iterations the checkpoint's model was trained for
+
+
 def load_run(run_dir: Path) -> tuple[RunConfig, Any]:
     """A run's config and its trained model; clear errors for anything else."""
+    config, model, _ = load_trained(run_dir)
+    return config, model
+
+
+def load_trained(run_dir: Path) -> TrainedRun:
+    """load_run, and the iteration its checkpoint was saved at."""
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG
     if not config_path.is_file():
@@ -170,7 +182,7 @@ def load_run(run_dir: Path) -> tuple[RunConfig, Any]:
     check_identity(state, config, run_dir / CHECKPOINT)
     model = build_model(config)
     load_weights(model, state, run_dir / CHECKPOINT, config)
-    return config, model
+    return TrainedRun(config, model, int(state["iteration"]))
 
 
 def load_weights(model: Any, state: dict[str, Any], path: Path, config: RunConfig) -> None:

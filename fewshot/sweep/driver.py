@@ -103,8 +103,10 @@ def run_locked(spec: Spec, out: Path, *, address: str | None, resume: bool,
 
 
 def prepare(out: Path, spec: Spec, *, resume: bool) -> None:
-    """A new sweep needs an empty folder; a resumed one the same SPEC, except that a grid's
-    evaluate block may change (its trials are then scored again, not trained again)."""
+    """A new sweep needs an empty folder; a resumed one the same SPEC, except that a grid
+    may change its evaluate block (its trials are scored again, not trained again) and
+    raise base.iterations (its trials train on from their checkpoints, then are scored
+    again)."""
     saved = out / SPEC_COPY
     if resume:
         if not saved.is_file():
@@ -112,22 +114,38 @@ def prepare(out: Path, spec: Spec, *, resume: bool) -> None:
         started = yaml.safe_load(saved.read_text())
         if started == spec.source:
             return
-        if spec.search is None and without_evaluate(started) == without_evaluate(spec.source):
-            print(f"{out}: the evaluate block differs from the one the sweep was started "
-                  "with; its trials are scored again with the new one", file=sys.stderr)
+        changes = resumable_changes(started, spec.source)
+        if spec.search is None and changes is not None:
+            print(f"{out}: resumed with {' and '.join(changes)}; its trials are "
+                  "trained on and scored again as the new SPEC asks", file=sys.stderr)
             atomic_write_text(saved, yaml.safe_dump(spec.source, sort_keys=False))
             return
         raise ValueError(f"--resume: the SPEC differs from the one {out} was started "
-                         f"with ({saved}); resume with that one (only a grid's evaluate "
-                         "block may change), or choose another --out")
+                         f"with ({saved}); resume with that one (a grid may change its "
+                         "evaluate block and raise base.iterations), or choose another "
+                         "--out")
     if any(p.name != LOCK for p in out.iterdir()):
         raise FileExistsError(f"sweep folder {out} is not empty; pass --resume to continue "
                               "its sweep, or choose another --out")
     atomic_write_text(saved, yaml.safe_dump(spec.source, sort_keys=False))
 
 
-def without_evaluate(source: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in source.items() if key != "evaluate"}
+def resumable_changes(started: dict[str, Any], now: dict[str, Any]) -> list[str] | None:
+    """What differs between two SPECs, if a resume may take it: the evaluate block, and
+    more base.iterations; None for any other difference."""
+    def rest(source: dict[str, Any]) -> dict[str, Any]:
+        base = {k: v for k, v in (source.get("base") or {}).items() if k != "iterations"}
+        return {**{k: v for k, v in source.items() if k != "evaluate"}, "base": base}
+
+    if rest(started) != rest(now):
+        return None
+    before = (started.get("base") or {}).get("iterations")
+    after = (now.get("base") or {}).get("iterations")
+    if before != after and not (isinstance(before, int) and isinstance(after, int)
+                                and after > before):
+        return None
+    return ([f"base.iterations {before} -> {after}"] if before != after else []) + (
+        ["another evaluate block"] if started.get("evaluate") != now.get("evaluate") else [])
 
 
 def run_trials(spec: Spec, common: dict[str, Any], out: Path, *, resume: bool,

@@ -42,13 +42,18 @@ def evaluation_folder(run_dir: Path, learner: str) -> Path:
 
 def evaluated(meta: dict[str, Any], learner: str) -> bool:
     """Whether the trial's run was scored as `learner` (its evaluation folder is published)
-    with the SPEC's evaluate settings and task sets. A sweep resumed with another evaluate
-    block (more tasks, say) scores its trials again, without training them again."""
+    after all its iterations, with the SPEC's evaluate settings and task sets. A sweep
+    resumed with another evaluate block (more tasks, say) scores its trials again without
+    training them again; one resumed with more iterations trains them on, then scores
+    them again."""
     folder = evaluation_folder(Path(meta["run_dir"]), learner)
     if not (folder / RECORDS).is_file():
         return False
-    return scored_as_asked(folder, meta["settings"], meta.get("task_sets") or {},
-                           meta["config"])
+    # evaluations written before they recorded their iteration: of a finished run
+    scored_at = json.loads((folder / SUMMARY).read_text())["info"].get(
+        "iteration", meta["config"]["iterations"])
+    return scored_at >= meta["config"]["iterations"] and scored_as_asked(
+        folder, meta["settings"], meta.get("task_sets") or {}, meta["config"])
 
 
 def scored_as_asked(folder: Path, settings: dict[str, Any],
@@ -115,8 +120,11 @@ def run_trial(tune_config: dict[str, Any]) -> None:
         tune.report(row)
 
     scored = all(evaluated(spec, learner) for learner in spec["learners"])
-    if not scored and not finished(run_dir, config.iterations):  # a scored trial is done,
-        # even where its checkpoint is not kept (a large replay buffer, say)
+    # a scored trial is done, even where its checkpoint is not kept (a large replay
+    # buffer, say); one with fewer iterations than its config (an extended sweep) is not
+    trains = not finished(run_dir, config.iterations) and (
+        not scored or (run_dir / CHECKPOINT).is_file())
+    if trains:
         train_waiting_for_the_lock(config, run_dir, report=report, started_by={
             "sweep_command": spec["sweep_command"], "trial": spec["name"]})
     settings = EvaluationSettings(**{**spec["settings"], "splits": tuple(
@@ -124,7 +132,7 @@ def run_trial(tune_config: dict[str, Any]) -> None:
     scores: dict[str, float] = {}
     for learner in spec["learners"]:
         out = evaluation_folder(run_dir, learner)
-        if not evaluated(spec, learner):
+        if trains or not evaluated(spec, learner):
             label = spec["group"] if learner == "trained" else f"{spec['group']} ({learner})"
             evaluate_run(run_dir, replace(settings), learner=learner, label=label, out=out,
                          task_sets=spec.get("task_sets") or None, progress=False)
