@@ -212,6 +212,10 @@ def test_a_sweep_resumed_with_more_iterations_trains_on_and_scores_again(
     shutil.copytree(sweep, out, ignore=shutil.ignore_patterns(".tune", ".lock"))
     runs = sorted((out / "runs").iterdir())
     rows = {run: (run / "metrics.csv").read_text().splitlines() for run in runs}
+    legacy = runs[0] / "evaluation" / "summary.json"  # as written before info.iteration
+    summary = json.loads(legacy.read_text())
+    del summary["info"]["iteration"]
+    legacy.write_text(json.dumps(summary))
     longer = {**SPEC, "base": {**BASE, "iterations": BASE["iterations"] + 1}}
     assert cli.main(["sweep", str(write_spec(tmp_path, longer)), "--out", str(out),
                      "--resume", "--no-progress"]) == 0

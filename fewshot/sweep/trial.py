@@ -46,14 +46,17 @@ def evaluated(meta: dict[str, Any], learner: str) -> bool:
     resumed with another evaluate block (more tasks, say) scores its trials again without
     training them again; one resumed with more iterations trains them on, then scores
     them again."""
-    folder = evaluation_folder(Path(meta["run_dir"]), learner)
+    run_dir, iterations = Path(meta["run_dir"]), meta["config"]["iterations"]
+    folder = evaluation_folder(run_dir, learner)
     if not (folder / RECORDS).is_file():
         return False
-    # evaluations written before they recorded their iteration: of a finished run
-    scored_at = json.loads((folder / SUMMARY).read_text())["info"].get(
-        "iteration", meta["config"]["iterations"])
-    return scored_at >= meta["config"]["iterations"] and scored_as_asked(
-        folder, meta["settings"], meta.get("task_sets") or {}, meta["config"])
+    info = json.loads((folder / SUMMARY).read_text())["info"]
+    if "iteration" in info:
+        at_the_end = info["iteration"] >= iterations
+    else:  # written before evaluations recorded it: scored when training ended
+        at_the_end = not (run_dir / CHECKPOINT).is_file() or finished(run_dir, iterations)
+    return at_the_end and scored_as_asked(folder, meta["settings"],
+                                          meta.get("task_sets") or {}, meta["config"])
 
 
 def scored_as_asked(folder: Path, settings: dict[str, Any],
@@ -121,9 +124,8 @@ def run_trial(tune_config: dict[str, Any]) -> None:
 
     scored = all(evaluated(spec, learner) for learner in spec["learners"])
     # a scored trial is done, even where its checkpoint is not kept (a large replay
-    # buffer, say); one with fewer iterations than its config (an extended sweep) is not
-    trains = not finished(run_dir, config.iterations) and (
-        not scored or (run_dir / CHECKPOINT).is_file())
+    # buffer, say); evaluated() is false for one with more iterations to train
+    trains = not scored and not finished(run_dir, config.iterations)
     if trains:
         train_waiting_for_the_lock(config, run_dir, report=report, started_by={
             "sweep_command": spec["sweep_command"], "trial": spec["name"]})
