@@ -138,11 +138,15 @@ def summary(values: Sequence[float]) -> dict:
 
 # Ratios and targets -----------------------------------------------------------------
 
+def rates_of(results: list[dict], family: str, num_envs: int, config: str) -> dict | None:
+    """A configuration's env-steps/s summary (median, min, max, runs), if it was measured."""
+    return next((r["env_steps_per_s"] for r in results if
+                 (r["family"], r["num_envs"], r["config"]) == (family, num_envs, config)), None)
+
+
 def median_of(results: list[dict], family: str, num_envs: int, config: str) -> float | None:
-    for r in results:
-        if (r["family"], r["num_envs"], r["config"]) == (family, num_envs, config):
-            return r["env_steps_per_s"]["median"]
-    return None
+    rates = rates_of(results, family, num_envs, config)
+    return None if rates is None else rates["median"]
 
 
 def ratio_table(results: list[dict]) -> list[dict]:
@@ -159,11 +163,6 @@ def ratio_table(results: list[dict]) -> list[dict]:
     return table
 
 
-def runs_of(results: list[dict], family: str, num_envs: int, config: str) -> list[float]:
-    return next((r["env_steps_per_s"]["runs"] for r in results if
-                 (r["family"], r["num_envs"], r["config"]) == (family, num_envs, config)), [])
-
-
 def target_checks(results: list[dict], ratios: list[dict]) -> list[dict]:
     """Each target's ratio of medians, and the ratios of the two configurations' runs
     within each round (they ran minutes apart at most, under much the same load)."""
@@ -172,9 +171,9 @@ def target_checks(results: list[dict], ratios: list[dict]) -> list[dict]:
         row = next((r for r in ratios if (r["family"], r["num_envs"]) == (family, num_envs)),
                    {})
         value = row.get(f"{top}/{bottom}")
-        rounds = [u / d for u, d in zip(runs_of(results, family, num_envs, top),
-                                        runs_of(results, family, num_envs, bottom),
-                                        strict=False)]
+        upper, lower = (rates_of(results, family, num_envs, c) for c in (top, bottom))
+        rounds = [u / d for u, d in zip(upper["runs"], lower["runs"], strict=True)] \
+            if upper and lower else []
         checks.append({"family": family, "num_envs": num_envs, "ratio": f"{top}/{bottom}",
                        "target": needed, "value": value,
                        "met": None if value is None else value >= needed,

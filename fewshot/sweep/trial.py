@@ -55,15 +55,15 @@ def evaluated(meta: dict[str, Any], learner: str) -> bool:
         at_the_end = info["iteration"] >= iterations
     else:  # written before evaluations recorded it: scored when training ended
         at_the_end = not (run_dir / CHECKPOINT).is_file() or finished(run_dir, iterations)
-    return at_the_end and scored_as_asked(folder, meta["settings"],
+    return at_the_end and scored_as_asked(folder, info["settings"], meta["settings"],
                                           meta.get("task_sets") or {}, meta["config"])
 
 
-def scored_as_asked(folder: Path, settings: dict[str, Any],
+def scored_as_asked(folder: Path, used: dict[str, Any], settings: dict[str, Any],
                     task_sets: dict[str, list[dict[str, Any]]], config: dict[str, Any]) -> bool:
-    """Whether an evaluation folder holds the frozen splits of `settings` (EvaluationSettings
-    fields) and exactly `task_sets`, scored as `settings` asks."""
-    used = json.loads((folder / SUMMARY).read_text())["info"]["settings"]
+    """Whether an evaluation folder, scored with settings `used`, holds the frozen splits
+    of `settings` (EvaluationSettings fields) and exactly `task_sets`, scored as
+    `settings` asks."""
     wanted = {**settings, "splits": list(settings["splits"])}
     if wanted.get("horizon") is None:  # the run's own horizon was used
         wanted["horizon"] = used.get("horizon")
