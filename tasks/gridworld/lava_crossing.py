@@ -28,7 +28,7 @@ from gymnasium import spaces
 
 from tasks.family import TaskFamily
 from tasks.gridworld.grid import ACTIONS, OBSERVATION_SPACE, GridSim, Level
-from tasks.gridworld.levels import first_distinct_seeds
+from tasks.gridworld.levels import check_train_levels, first_distinct_seeds
 from tasks.gridworld.oracle import ShortestPathOracle, minigrid_rules
 from tasks.regions import Param, box, choice, product
 from tasks.simple import TaskEnv, check_choice
@@ -165,10 +165,7 @@ def lava_crossing(*, size: int = SIZE, rivers: int = RIVERS,
     if isinstance(actions, bool) or actions not in ACTION_COUNTS:
         raise ValueError(f"family 'lava-crossing': option actions must be one of "
                          f"{list(ACTION_COUNTS)}, got {actions!r}")
-    if isinstance(train_levels, bool) or not isinstance(train_levels, int) \
-            or train_levels < 1:
-        raise ValueError(f"family 'lava-crossing': option train_levels must be an integer "
-                         f">= 1, got {train_levels!r}")
+    check_train_levels("lava-crossing", train_levels)
     ood_size, ood_rivers = size + 2, min(rivers + 2, size - 1)
     seeds = first_distinct_seeds(lambda seed: level(size, rivers, seed), train_levels,
                                  family="lava-crossing", generator=f"size {size} and "

@@ -65,7 +65,7 @@ from tasks.gridworld.grid import EMPTY, LAVA, Level
 from tasks.gridworld.grid import GOAL as COIN
 from tasks.gridworld.grid import WALL as GROUND
 from tasks.gridworld.lava_world import TEST_SEEDS
-from tasks.gridworld.levels import first_distinct_seeds
+from tasks.gridworld.levels import check_train_levels, first_distinct_seeds
 from tasks.regions import Param, box, choice, product
 from tasks.resources import refuse_unless_fits
 from tasks.simple import TaskEnv, check_choice
@@ -420,10 +420,7 @@ def lava_jump(*, length: int = LENGTH, train_levels: int = TRAIN_LEVELS) -> Task
             or not MIN_LENGTH <= length <= MAX_LENGTH:
         raise ValueError(f"family 'lava-jump': option length must be an integer in "
                          f"[{MIN_LENGTH}, {MAX_LENGTH}], got {length!r}")
-    if isinstance(train_levels, bool) or not isinstance(train_levels, int) \
-            or train_levels < 1:
-        raise ValueError(f"family 'lava-jump': option train_levels must be an integer >= 1, "
-                         f"got {train_levels!r}")
+    check_train_levels("lava-jump", train_levels)
     refuse_unless_fits(f"family 'lava-jump' with option length={length} and option "
                        f"train_levels={train_levels}",
                        train_levels * (LEVEL_BYTES + length * HEIGHT))

@@ -40,7 +40,7 @@ from gymnasium import spaces
 from tasks.family import TaskFamily
 from tasks.gridworld import grid
 from tasks.gridworld.grid import COLOUR, GOAL, LAVA, UNSEEN, WALL, GridSim, Level, V
-from tasks.gridworld.levels import first_distinct_seeds
+from tasks.gridworld.levels import check_train_levels, first_distinct_seeds
 from tasks.gridworld.oracle import ShortestPathOracle, compass_rules
 from tasks.regions import Param, box, choice, product
 from tasks.simple import TaskEnv, check_choice
@@ -278,10 +278,7 @@ def lava_world(*, size: int = SIZE, lava_density: float = LAVA_DENSITY,
             or not 0.0 <= lava_density <= 0.5:
         raise ValueError(f"family 'lava-world': option lava_density must be a number in "
                          f"[0, 0.5], got {lava_density!r}")
-    if isinstance(train_levels, bool) or not isinstance(train_levels, int) \
-            or train_levels < 1:
-        raise ValueError(f"family 'lava-world': option train_levels must be an integer "
-                         f">= 1, got {train_levels!r}")
+    check_train_levels("lava-world", train_levels)
     if observation not in OBSERVATIONS:
         raise ValueError(f"family 'lava-world': option observation must be one of "
                          f"{list(OBSERVATIONS)}, got {observation!r}")

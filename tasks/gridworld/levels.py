@@ -10,6 +10,14 @@ from tasks.gridworld.grid import Level
 SEARCH_FACTOR = 20  # seeds tried per distinct level wanted (and 1000 more) before giving up
 
 
+def check_train_levels(family: str, train_levels: object) -> None:
+    """Refuse a `train_levels` option that is not an integer >= 1, naming the family."""
+    if isinstance(train_levels, bool) or not isinstance(train_levels, int) \
+            or train_levels < 1:
+        raise ValueError(f"family {family!r}: option train_levels must be an integer >= 1, "
+                         f"got {train_levels!r}")
+
+
 def first_distinct_seeds(level_of: Callable[[int], Level], count: int, *, family: str,
                          generator: str, available: int | None = None) -> tuple[int, ...]:
     """The first `count` seeds (0, 1, ...) whose levels differ from every earlier one.

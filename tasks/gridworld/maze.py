@@ -43,7 +43,7 @@ from gymnasium import spaces
 from tasks.family import TaskFamily
 from tasks.gridworld.grid import EMPTY, GOAL, WALL, GridSim, Level, V
 from tasks.gridworld.lava_world import AGENT, MOVES, TEST_SEEDS, LavaWorldSim
-from tasks.gridworld.levels import first_distinct_seeds
+from tasks.gridworld.levels import check_train_levels, first_distinct_seeds
 from tasks.gridworld.oracle import ShortestPathOracle, compass_rules
 from tasks.regions import Param, box, choice, product, union
 from tasks.resources import refuse_unless_fits
@@ -236,10 +236,7 @@ def maze(*, min_size: int = MIN_SIZE, max_size: int = MAX_SIZE,
     if max_size < min_size:
         raise ValueError(f"family 'maze': option min_size must be <= option max_size, got "
                          f"min_size={min_size} and max_size={max_size}")
-    if isinstance(train_levels, bool) or not isinstance(train_levels, int) \
-            or train_levels < 1:
-        raise ValueError(f"family 'maze': option train_levels must be an integer >= 1, "
-                         f"got {train_levels!r}")
+    check_train_levels("maze", train_levels)
     refuse_unless_fits(f"family 'maze' with option max_size={max_size} and option "
                        f"train_levels={train_levels}",
                        train_levels * (LEVEL_BYTES + max_size * max_size))
