@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import fewshot.algos.maml.maml as maml_module
+from fewshot.algos.maml.advantages import with_advantages
 from fewshot.algos.maml.config import MAMLConfig
 from fewshot.algos.maml.maml import MAML, adapt, flat, kl_hessian_vector_product, outer_terms
 from fewshot.collect import Batch
@@ -17,7 +18,15 @@ from fewshot.maths.optim import (
     backtracking_line_search,
     conjugate_gradient,
 )
-from fewshot.maths.returns import masked_mean
+from fewshot.maths.returns import (
+    baseline_features,
+    discounted_returns,
+    fit_linear_baseline,
+    gae,
+    masked_mean,
+    normalize,
+    predict_baseline,
+)
 from fewshot.nn.policy import GaussianMLP, distribution, kl_divergence, log_prob
 
 F64 = torch.float64
@@ -686,3 +695,25 @@ def test_fisher_subsample_is_checked_against_the_episodes():
         MAMLConfig(episodes_per_task=4, fisher_subsample=5)
     with pytest.raises(ValueError, match="fisher_subsample"):
         MAMLConfig(fisher_subsample=0)
+
+
+@pytest.mark.parametrize("normalize_advantages", [True, False])
+@pytest.mark.parametrize("rew_dtype", [torch.float32, F64])
+def test_advantages_over_all_tasks_at_once_equal_task_by_task(normalize_advantages,
+                                                               rew_dtype):
+    batch = make_batch(380, K=4, E=5, T=30)
+    batch = replace(batch, rew_TN=batch.rew_TN.to(rew_dtype), adv_TN=None)
+    got = with_advantages(batch, gamma=0.99, gae_lambda=0.95,
+                          normalize_advantages=normalize_advantages).adv_TN
+    columns = []  # the reference: every step computed on one task's columns alone
+    for k in range(batch.num_tasks):
+        task = batch.task(k)
+        rew, features = task.rew_TN.double(), baseline_features(task.obs_TNO.double())
+        weights = fit_linear_baseline(features, discounted_returns(rew, task.valid_TN, 0.99),
+                                      task.valid_TN)
+        adv = gae(rew, predict_baseline(features, weights, task.valid_TN), task.valid_TN,
+                  0.99, 0.95)
+        columns.append(normalize(adv, task.valid_TN) if normalize_advantages else adv)
+    want = torch.cat(columns, dim=1).to(rew_dtype)
+    assert got.dtype == rew_dtype and torch.equal(got, want)
+    assert not torch.equal(got[:, :5], got[:, 5:10])  # tasks get their own baselines
